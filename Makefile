@@ -1,0 +1,27 @@
+# SPDX-License-Identifier: Apache-2.0
+# A thin wrapper: meson and ninja do the work; tools/ holds the scripts.
+BUILD ?= build
+
+.PHONY: all deps build check demo lint fuzz clean
+
+all: build
+
+deps:
+	tools/install-deps.sh
+
+build: deps
+	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD)
+	ninja -C $(BUILD)
+
+# Installs, builds with -Werror, runs every suite, then again under ASan+UBSan, then the lint.
+check:
+	tools/check.sh
+
+demo: build
+	tools/demo.sh $(BUILD)
+
+lint:
+	tools/lint.sh
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kubeconfig.h — where the API server is and who we are to it.
+ *
+ * Resolution follows kubectl/client-go (clientcmd's loading rules), so a
+ * user's existing setup just works:
+ *
+ *   1. --server URL alone (no kubeconfig named): that server, no credentials
+ *      unless --token is given. This is how tests and the demo reach the
+ *      simulator.
+ *   2. --kubeconfig FILE: that file only; a missing file is an error.
+ *   3. $KUBECONFIG: a colon-separated list of files merged in order; for each
+ *      map entry (cluster, user, context) the first file that names it wins;
+ *      current-context comes from the first file that sets one; missing
+ *      files are skipped.
+ *   4. ~/.kube/config when it exists.
+ *   5. In-cluster: $KUBERNETES_SERVICE_HOST/PORT with the service account's
+ *      token, CA and namespace under
+ *      /var/run/secrets/kubernetes.io/serviceaccount.
+ *
+ * --context picks a context other than current-context; --server given with
+ * a kubeconfig overrides that cluster's server.
+ *
+ * Supported kubeconfig fields (v1): clusters[].cluster.{server,
+ * certificate-authority, certificate-authority-data, insecure-skip-tls-verify,
+ * tls-server-name}; users[].user.{token, tokenFile, client-certificate,
+ * client-certificate-data, client-key, client-key-data, username, password,
+ * exec}; contexts[].context.{cluster, user, namespace}; current-context.
+ * Relative file paths resolve against the directory of the file that named
+ * them, as kubectl does. *-data fields are base64 and are decoded at load.
+ *
+ * Every error a user can cause is -MR_ECONFIG with a message naming the
+ * file, the field path and what was expected, e.g.
+ *   "/home/a/.kube/config: users[1].user.client-key-data: not valid base64".
+ *
+ * The loaded KubeConfig is plain data, owned by the caller; it does not read
+ * files later — token rotation is handled by KubeCredentials in kube.h,
+ * which re-reads token_file when it changes.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "meshroll/errors.h"
+
+/* An exec credential plugin (client.authentication.k8s.io/v1 or v1beta1). */
+typedef struct KubeExecConfig {
+        char *command;
+        char **args;        /* NULL-terminated, may be NULL */
+        char **env;         /* NULL-terminated "NAME=value" list, may be NULL */
+        char *api_version;  /* "client.authentication.k8s.io/v1" or ".../v1beta1" */
+        char *interactive_mode; /* Never | IfAvailable | Always; meshroll never prompts */
+        bool provide_cluster_info;
+} KubeExecConfig;
+
+typedef struct KubeConfig {
+        /* where */
+        char *server;                /* "https://10.0.0.1:6443", no trailing slash; never NULL */
+        char *tls_server_name;       /* SNI / verification name override, or NULL */
+        char *ca_file;               /* PEM file, or NULL */
+        char *ca_data;               /* PEM bytes (decoded), or NULL */
+        size_t ca_data_size;
+        bool insecure_skip_tls_verify;
+
+        /* who */
+        char *token;                 /* static bearer token, or NULL */
+        char *token_file;            /* bearer token re-read when it changes, or NULL */
+        char *client_cert_file, *client_key_file; /* PEM files, or NULL */
+        char *client_cert_data, *client_key_data; /* PEM bytes (decoded), or NULL */
+        size_t client_cert_data_size, client_key_data_size;
+        char *username, *password;   /* basic auth, or NULL */
+        KubeExecConfig *exec;        /* or NULL */
+
+        /* context */
+        char *namespace;             /* context namespace (in-cluster: the pod's), or NULL */
+        char *context_name;          /* "in-cluster" or "--server" for those sources */
+        char *source;                /* the file it came from, for messages; NULL for flags/in-cluster */
+        bool in_cluster;
+} KubeConfig;
+
+/* What the user said on the command line and what the environment says. */
+typedef struct KubeConfigOptions {
+        const char *server;       /* --server, or NULL */
+        const char *token;        /* --token, or NULL */
+        const char *kubeconfig;   /* --kubeconfig, or NULL */
+        const char *context;      /* --context, or NULL */
+        const char *namespace;    /* --namespace overrides the context's, or NULL */
+        bool insecure_skip_tls_verify; /* --insecure-skip-tls-verify */
+
+        /* Injectable environment; NULL means "ask the process" ($KUBECONFIG, $HOME, …). */
+        const char *env_kubeconfig;
+        const char *home;
+        const char *service_host; /* $KUBERNETES_SERVICE_HOST */
+        const char *service_port; /* $KUBERNETES_SERVICE_PORT */
+        const char *sa_dir;       /* default /var/run/secrets/kubernetes.io/serviceaccount */
+} KubeConfigOptions;
+
+/*
+ * Resolves the configuration as described above. On success *ret is a new
+ * KubeConfig owned by the caller (free with kube_config_free). On failure
+ * *ret is untouched, err (if not NULL) holds the sentence, and the return is
+ * -MR_ECONFIG (user error), -ENOENT (nothing configured anywhere: the message
+ * lists what was tried), -MR_ETOOBIG (a file over 4 MiB) or -ENOMEM.
+ */
+int kube_config_load(const KubeConfigOptions *opts, KubeConfig **ret, MrError *err);
+
+/* Loads one kubeconfig document held in memory (used by the loader and the fuzzer); same errors. */
+int kube_config_load_data(const char *data, size_t size, const char *source_name, const char *context,
+                          KubeConfig **ret, MrError *err);
+
+KubeConfig *kube_config_free(KubeConfig *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(KubeConfig *, kube_config_free);
+
+/*
+ * Credentials that change while a daemon runs.
+ *
+ * Bound service-account tokens rotate (kubelet rewrites the file about
+ * hourly), so a token_file is re-read whenever its mtime or size changes and
+ * at least every 60 s, as client-go does. An exec plugin is run when no
+ * cached credential exists or the cached one's expirationTimestamp has
+ * passed; its ExecCredential status may carry a token or a client
+ * certificate and key.
+ */
+typedef struct KubeCredentials KubeCredentials;
+
+typedef struct KubeCredential {
+        const char *token;                 /* bearer token, or NULL */
+        const char *client_cert_data;      /* PEM from an exec plugin, or NULL */
+        const char *client_key_data;
+} KubeCredential;
+
+struct MrClock;
+
+/* config is borrowed and must outlive the result. clock may be NULL (system clock). */
+int kube_credentials_new(const KubeConfig *config, const struct MrClock *clock, KubeCredentials **ret);
+KubeCredentials *kube_credentials_free(KubeCredentials *k);
+DEFINE_TRIVIAL_CLEANUP_FUNC(KubeCredentials *, kube_credentials_free);
+
+/*
+ * Fills *ret with the credential to use now; its strings are borrowed and
+ * valid until the next call. Errors: -ENOENT/-EACCES reading the token file,
+ * -MR_ECONFIG when an exec plugin fails or prints an invalid ExecCredential
+ * (err names the command and what was wrong). On error the previous
+ * credential is kept, so a transient failure does not drop a valid token.
+ */
+int kube_credentials_get(KubeCredentials *k, KubeCredential *ret, MrError *err);
+
+/* Forgets a cached exec credential (after a 401), so the next get runs the plugin again. */
+void kube_credentials_invalidate(KubeCredentials *k);

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "meshroll/errors.h"
+#include "meshroll/json-util.h"
+
+#define PARSE(s, o) mr_json_parse((s), strlen(s), 1 << 20, (o))
+
+static void test_parse_ok_and_trailing_space(void **state)
+{
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        assert_int_equal(PARSE("{\"a\":1}  \n", &o), 0);
+        int64_t v;
+        assert_int_equal(mr_json_get_int(&v, o, "a", NULL), 0);
+        assert_int_equal(v, 1);
+}
+
+static void test_parse_rejects(void **state)
+{
+        json_object *o = (json_object *)0x1;
+        assert_int_equal(PARSE("{\"a\":1} x", &o), -EBADMSG);
+        assert_int_equal(PARSE("{\"a\":", &o), -EBADMSG);
+        assert_int_equal(PARSE("", &o), -EBADMSG);
+        assert_int_equal(PARSE("null", &o), -EBADMSG);
+        assert_int_equal(mr_json_parse("{}", 2, 1, &o), -MR_ETOOBIG);
+        /* nesting beyond the cap */
+        char deep[300];
+        memset(deep, '[', 200);
+        deep[200] = 0;
+        assert_int_equal(PARSE(deep, &o), -EBADMSG);
+        assert_ptr_equal(o, (json_object *)0x1); /* untouched on failure */
+}
+
+static void test_getters(void **state)
+{
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        assert_int_equal(PARSE("{\"metadata\":{\"name\":\"n1\",\"labels\":{\"istio.io/rev\":\"1-24\"},"
+                               "\"generation\":3,\"x\":\"3\",\"d\":2.0,\"f\":2.5},\"spec\":{\"unschedulable\":true}}",
+                               &o),
+                         0);
+        assert_string_equal(mr_json_get_str(o, "metadata", "labels", "istio.io/rev", NULL), "1-24");
+        assert_null(mr_json_get_str(o, "metadata", "generation", NULL));
+        assert_null(mr_json_get_str(o, "metadata", "name", "deeper", NULL));
+        int64_t v = -1;
+        assert_int_equal(mr_json_get_int(&v, o, "metadata", "generation", NULL), 0);
+        assert_int_equal(v, 3);
+        assert_int_equal(mr_json_get_int(&v, o, "metadata", "x", NULL), -EINVAL);
+        assert_int_equal(mr_json_get_int(&v, o, "metadata", "d", NULL), 0);
+        assert_int_equal(v, 2);
+        assert_int_equal(mr_json_get_int(&v, o, "metadata", "f", NULL), -EINVAL);
+        assert_int_equal(mr_json_get_int(&v, o, "metadata", "missing", NULL), -ENOENT);
+        assert_true(mr_json_get_bool(false, o, "spec", "unschedulable", NULL));
+        assert_true(mr_json_get_bool(true, o, "spec", "missing", NULL));
+        assert_null(mr_json_get(NULL, "a", NULL));
+}
+
+static void test_ensure_and_set(void **state)
+{
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *ann = mr_json_ensure_object(o, "metadata", "annotations", NULL);
+        assert_non_null(ann);
+        assert_int_equal(mr_json_set_str(ann, "meshroll.io/phase", "draining"), 0);
+        assert_int_equal(mr_json_set_int(ann, "n", 5), 0);
+        assert_int_equal(mr_json_set_bool(ann, "b", true), 0);
+        assert_int_equal(mr_json_set_str(ann, "gone", NULL), 0);
+        assert_string_equal(mr_json_compact(o), "{\"metadata\":{\"annotations\":{\"meshroll.io/phase\":\"draining\","
+                                                "\"n\":5,\"b\":true,\"gone\":null}}}");
+        /* a step that is not an object is never replaced */
+        assert_null(mr_json_ensure_object(o, "metadata", "annotations", "n", "x", NULL));
+        assert_ptr_equal(mr_json_ensure_object(o, "metadata", "annotations", NULL), ann);
+}
+
+static void test_copy_and_equal(void **state)
+{
+        _cleanup_(json_object_putp) json_object *a = NULL, *b = NULL, *c = NULL;
+        assert_int_equal(PARSE("{\"x\":[1,{\"y\":\"z\"}],\"k\":true}", &a), 0);
+        assert_int_equal(PARSE("{\"k\":true,\"x\":[1,{\"y\":\"z\"}]}", &b), 0);
+        assert_true(mr_json_equal(a, b));
+        c = mr_json_copy(a);
+        assert_non_null(c);
+        assert_true(mr_json_equal(a, c));
+        mr_json_set_str(c, "k", "changed");
+        assert_false(mr_json_equal(a, c));
+        assert_null(mr_json_copy(NULL));
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_parse_ok_and_trailing_space),
+                cmocka_unit_test(test_parse_rejects),
+                cmocka_unit_test(test_getters),
+                cmocka_unit_test(test_ensure_and_set),
+                cmocka_unit_test(test_copy_and_equal),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
