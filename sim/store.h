@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * store.h — the simulator's object store: the "etcd + registry" of
+ * meshroll-kubesim.
+ *
+ * One store holds every object of the simulated cluster as json-c objects,
+ * keyed by kind, namespace and name, under one global resourceVersion
+ * counter (as etcd's revision: every write gets the next number, and an
+ * object's metadata.resourceVersion is the revision of its last write).
+ *
+ * Concurrency: the HTTP threads and the controller thread share the store
+ * under one mutex. Every function below requires the caller to hold it
+ * (sim_store_lock/unlock) — except sim_store_new/free and the lock calls.
+ * Objects returned are borrowed from the store: valid until the lock is
+ * released or the next write to that object; copy (mr_json_copy) what must
+ * outlive that.
+ *
+ * Writes (create, update, delete, remove) do what the real registry does:
+ * create fills uid, creationTimestamp, resourceVersion, generation (1),
+ * defaults namespace; update bumps generation when spec (anything but
+ * metadata and status) changed, rejects a stale resourceVersion with
+ * -MR_ECONFLICT; a status-only update touches only .status. Each write is
+ * appended to the event history that watches replay, reported to every
+ * observer (controllers), and written to the audit log with its actor.
+ *
+ * Errors: -ENOENT (no such object), -EEXIST (create of an existing name),
+ * -MR_ECONFLICT (stale resourceVersion or precondition), -MR_EINVALID
+ * (missing name, wrong namespace scope, immutable field), -ENOMEM. err (may
+ * be NULL) receives the message the API server would put in the Status,
+ * e.g. `pods "web-1" not found`.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "meshroll/errors.h"
+#include "meshroll/time-util.h"
+
+typedef struct SimStore SimStore;
+
+/* A resource type the simulator serves (built in, or declared by a CRD). */
+typedef struct SimKind {
+        const char *group;        /* "" for core */
+        const char *version;      /* "v1" */
+        const char *resource;     /* plural: "pods" */
+        const char *singular;     /* "pod" */
+        const char *kind;         /* "Pod" */
+        const char *short_names[4]; /* {"po", NULL} */
+        const char *categories[2];  /* {"all", NULL} */
+        bool namespaced;
+        bool has_status;          /* serves the /status subresource */
+        const char *subresources[4]; /* other subresources: {"eviction", NULL} for pods */
+        const char *verbs;        /* space-separated discovery verbs */
+} SimKind;
+
+/* Every built-in kind; NULL-terminated. */
+extern const SimKind *const sim_builtin_kinds[];
+
+/* Well-known kinds for controllers (pointers into the built-in table). */
+extern const SimKind SIM_NODES, SIM_PODS, SIM_NAMESPACES, SIM_SERVICES, SIM_ENDPOINTS, SIM_EVENTS,
+        SIM_EVENTS_V1, SIM_CONFIGMAPS, SIM_DAEMONSETS, SIM_DEPLOYMENTS, SIM_REPLICASETS,
+        SIM_CONTROLLERREVISIONS, SIM_PDBS, SIM_LEASES, SIM_MUTATINGWEBHOOKS, SIM_CRDS,
+        SIM_DESTINATIONRULES, SIM_VIRTUALSERVICES;
+
+/*
+ * Simulated time. Every timestamp the simulator writes, and every delay its
+ * controllers wait, is in simulated time: real elapsed time × speed since
+ * start, added to the start's wall time. speed 10 makes a 30 s pod
+ * start-up take 3 real seconds and keeps every ordering.
+ */
+typedef struct SimClock {
+        const MrClock *real;    /* NULL: system clock */
+        double speed;           /* > 0 */
+        usec_t start_mono;      /* real monotonic time at start */
+        usec_t start_wall;      /* wall time the simulated cluster starts at */
+} SimClock;
+void sim_clock_init(SimClock *c, const MrClock *real, double speed);
+usec_t sim_clock_now(const SimClock *c);               /* simulated wall time, µs since epoch */
+usec_t sim_clock_real_delay(const SimClock *c, usec_t sim_delay); /* real µs for a simulated delay */
+
+/* clock is borrowed and must outlive the store. audit_fd: -1 for none (not closed by the store). */
+int sim_store_new(const SimClock *clock, int audit_fd, SimStore **ret);
+SimStore *sim_store_free(SimStore *s);
+
+void sim_store_lock(SimStore *s);
+void sim_store_unlock(SimStore *s);
+/* Simulated now (no lock needed). */
+usec_t sim_store_now(const SimStore *s);
+
+/* Finds a kind by group, version and plural (built-in or CRD-declared); NULL if none. */
+const SimKind *sim_store_find_kind(SimStore *s, const char *group, const char *version, const char *resource);
+/* Finds a kind by apiVersion ("apps/v1", "v1") and Kind ("DaemonSet"). */
+const SimKind *sim_store_find_kind_by_kind(SimStore *s, const char *api_version, const char *kind);
+
+/* The current global resourceVersion. */
+uint64_t sim_store_revision(const SimStore *s);
+
+/* obj is taken over (owned by the store on success and on failure). *ret borrowed, may be NULL. */
+int sim_store_create(SimStore *s, const SimKind *k, json_object *obj, const char *actor, json_object **ret,
+                     MrError *err);
+
+/* Borrowed object, or NULL. ns is ignored for cluster-scoped kinds. */
+json_object *sim_store_get(SimStore *s, const SimKind *k, const char *ns, const char *name);
+
+enum {
+        SIM_UPDATE_CHECK_RV = 1 << 0,  /* reject when obj's resourceVersion is set and stale (PUT) */
+        SIM_UPDATE_STATUS = 1 << 1,    /* only .status changes (the /status subresource) */
+};
+/* Replaces the object named by obj's metadata. obj is taken over. *ret borrowed, may be NULL. */
+int sim_store_update(SimStore *s, const SimKind *k, json_object *obj, unsigned flags, const char *actor,
+                     json_object **ret, MrError *err);
+
+/*
+ * Deletes as the API would: an object with finalizers or, for pods bound to a
+ * node, a non-zero grace period (grace_seconds, or the pod's own
+ * terminationGracePeriodSeconds when grace_seconds < 0) only gets
+ * metadata.deletionTimestamp and deletionGracePeriodSeconds (MODIFIED) — the
+ * kubelet removes it later with sim_store_remove. Otherwise the object is
+ * removed (DELETED). precondition_uid / precondition_rv may be NULL.
+ * *ret receives the object as last stored (borrowed; valid until unlock).
+ */
+int sim_store_delete(SimStore *s, const SimKind *k, const char *ns, const char *name, int64_t grace_seconds,
+                     const char *precondition_uid, const char *precondition_rv, const char *actor,
+                     json_object **ret, MrError *err);
+
+/* Removes an object now (DELETED), whatever its grace period: the kubelet's final step. */
+int sim_store_remove(SimStore *s, const SimKind *k, const char *ns, const char *name, const char *actor);
+
+/*
+ * Calls cb for every object of kind k in namespace ns (NULL: all), in
+ * (namespace, name) order. cb returns 0 to go on, > 0 to stop, < 0 to stop
+ * with that error. Objects are borrowed; cb must not write to the store
+ * (collect names and write afterwards).
+ */
+typedef int (*sim_foreach_t)(json_object *obj, void *userdata);
+int sim_store_foreach(SimStore *s, const SimKind *k, const char *ns, sim_foreach_t cb, void *userdata);
+
+/* Pods bound to node (spec.nodeName index), same contract as foreach. */
+int sim_store_foreach_pod_on_node(SimStore *s, const char *node, sim_foreach_t cb, void *userdata);
+
+typedef enum SimEventType {
+        SIM_EVENT_ADDED,
+        SIM_EVENT_MODIFIED,
+        SIM_EVENT_DELETED,
+} SimEventType;
+
+/*
+ * Observers see every write synchronously, under the lock, after it is
+ * stored: obj is the new state (for DELETED, the last state), old the
+ * previous state or NULL; both borrowed for the call only. Observers must
+ * not write to the store: they queue work (controllers mark keys dirty).
+ */
+typedef void (*sim_observer_t)(SimStore *s, const SimKind *k, SimEventType type, json_object *obj,
+                               json_object *old, void *userdata);
+int sim_store_observe(SimStore *s, sim_observer_t cb, void *userdata);
+
+/* Registers the kind a CRD declares (called by the store itself when a CRD is created). */
+int sim_store_register_crd(SimStore *s, json_object *crd, MrError *err);
