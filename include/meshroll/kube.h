@@ -80,6 +80,13 @@ typedef struct KubeClientOptions {
         const char *user_agent;     /* 0 → "meshroll/<version>" */
         const MrClock *clock;       /* NULL → system clock */
         usec_t backoff_base, backoff_cap; /* 0 → 200 ms, 30 s */
+        /*
+         * How the blocking calls wait (rate limit, backoff). NULL → nanosleep.
+         * Tests pass a function that advances their fake clock and counts.
+         * The event-loop calls never sleep; they arm sd-event timers.
+         */
+        void (*sleep)(usec_t duration, void *userdata);
+        void *sleep_userdata;
 } KubeClientOptions;
 
 /*
@@ -111,6 +118,17 @@ typedef struct KubeStatus {
  */
 int kube_status_decode(int http_code, const char *body, size_t body_size, const char *retry_after_header,
                        KubeStatus *ret);
+
+/*
+ * The same for a Status object already parsed (a watch ERROR event): the
+ * HTTP code is taken from the object's "code" (500 when missing). o is
+ * borrowed and may be NULL. Returns the mapped (negative) error, or 0 when
+ * code is 2xx.
+ */
+int kube_status_decode_object(json_object *o, KubeStatus *ret);
+
+/* Retry-After values (header or details) are capped at this; a server cannot park us for a day. */
+#define KUBE_RETRY_AFTER_MAX (10 * USEC_PER_MINUTE)
 
 /* Patch flavours (Content-Type of the PATCH body). */
 typedef enum KubePatchType {
@@ -167,6 +185,16 @@ extern const KubeResource KUBE_NODES, KUBE_PODS, KUBE_NAMESPACES, KUBE_SERVICES,
  * -ENOMEM, -EINVAL (namespaced resource given a name but no namespace).
  */
 int kube_path(const KubeResource *res, const char *ns, const char *name, const char *subresource, char **ret);
+
+/*
+ * Appends query parameters to *path (owned, reallocated): key/value pairs
+ * end with a NULL key; a pair with a NULL value is skipped. Values are
+ * percent-escaped; "?" or "&" is chosen by whether *path already has a
+ * query. On failure (-ENOMEM) *path is unchanged.
+ *
+ *     kube_path_append_query(&p, "fieldManager", "meshroll", "dryRun", dry ? "All" : NULL, NULL);
+ */
+int kube_path_append_query(char **path, ...) __attribute__((sentinel));
 
 typedef struct KubeListOptions {
         const char *label_selector;   /* "app=x,tier!=db" or NULL */
@@ -231,7 +259,13 @@ typedef struct KubeWatch KubeWatch;
  * reported through on_stop. object is borrowed.
  */
 typedef int (*kube_watch_handler_t)(KubeWatch *w, KubeWatchEventType type, json_object *object, void *userdata);
-/* Called once when the watch stops for good (handler error, or kube_watch_stop: error 0). */
+/*
+ * Called once when the watch stops for good: with the handler's error, or
+ * with 0 from kube_watch_stop. After a handler error the watch is idle (no
+ * more events, no connection) but still allocated: its owner frees it with
+ * kube_watch_stop(), which then does not call on_stop again. on_stop may
+ * itself call kube_watch_stop(w).
+ */
 typedef void (*kube_watch_stop_t)(KubeWatch *w, int error, void *userdata);
 
 typedef struct KubeWatchOptions {
@@ -256,7 +290,11 @@ typedef struct KubeWatchOptions {
  */
 int kube_watch_start(KubeClient *c, const KubeWatchOptions *opts, kube_watch_handler_t handler,
                      kube_watch_stop_t on_stop, void *userdata, KubeWatch **ret);
-/* Stops the watch (on_stop is called with 0) and frees it. Returns NULL. */
+/*
+ * Stops the watch (on_stop is called with 0 unless it already ran) and frees
+ * it. Safe from inside the watch's own handler and on_stop: the memory is
+ * released once the callback returns. Accepts NULL. Returns NULL.
+ */
 KubeWatch *kube_watch_stop(KubeWatch *w);
 /* The last resourceVersion the watch saw (borrowed), or NULL. */
 const char *kube_watch_resource_version(const KubeWatch *w);
