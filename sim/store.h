@@ -53,7 +53,23 @@ typedef struct SimKind {
         bool has_status;          /* serves the /status subresource */
         const char *subresources[4]; /* other subresources: {"eviction", NULL} for pods */
         const char *verbs;        /* space-separated discovery verbs */
+        bool generation;          /* metadata.generation is maintained (spec-bearing types) */
+        bool require_rv;          /* PUT without metadata.resourceVersion is 422 (Lease, custom resources) */
 } SimKind;
+
+/* "pods", or "deployments.apps": the <gr> of Status messages. Returns buf. */
+char *sim_kind_group_resource(const SimKind *k, char *buf, size_t size);
+/* "v1", or "apps/v1". Returns buf. */
+char *sim_kind_api_version(const SimKind *k, char *buf, size_t size);
+
+/*
+ * Field-selector getter (mr_field_getter_t) for kind k passed as userdata:
+ * metadata.name and metadata.namespace for every kind, plus the per-resource
+ * fields of the real server (pods: spec.nodeName, status.phase, …; nodes:
+ * spec.unschedulable; events: involvedObject.*, reason, type, …). NULL for
+ * an unsupported field. The result is borrowed from obj or static.
+ */
+const char *sim_kind_field(json_object *obj, const char *field, void *userdata);
 
 /* Every built-in kind; NULL-terminated. */
 extern const SimKind *const sim_builtin_kinds[];
@@ -158,3 +174,56 @@ int sim_store_observe(SimStore *s, sim_observer_t cb, void *userdata);
 
 /* Registers the kind a CRD declares (called by the store itself when a CRD is created). */
 int sim_store_register_crd(SimStore *s, json_object *crd, MrError *err);
+
+/* Calls cb for every kind served (built-in first, then CRD-declared, in registration order). */
+typedef int (*sim_kind_foreach_t)(const SimKind *k, void *userdata);
+int sim_store_foreach_kind(SimStore *s, sim_kind_foreach_t cb, void *userdata);
+
+/* Seeds the generator of uids and generateName suffixes (default 1: runs are reproducible). */
+void sim_store_set_seed(SimStore *s, uint64_t seed);
+/* Random number from the store's generator (lock held). */
+uint64_t sim_store_random(SimStore *s);
+
+/* Number of objects of kind k (in ns, or all when NULL). */
+size_t sim_store_count(SimStore *s, const SimKind *k, const char *ns);
+
+/*
+ * The event history watches replay: one SimEvent per write, revisions
+ * consecutive, the last `limit` retained (default 20000). Lock held for all.
+ * obj/old are borrowed (the history holds references); obj_json is the
+ * object's compact JSON, produced on first use and cached.
+ */
+typedef struct SimEvent {
+        uint64_t revision;
+        const SimKind *kind;
+        SimEventType type;
+        json_object *obj;   /* new state; for DELETED the last state, resourceVersion = revision */
+        json_object *old;   /* previous state, or NULL for ADDED */
+        char *obj_json;     /* cache, see sim_event_json() */
+} SimEvent;
+void sim_store_set_history_limit(SimStore *s, size_t limit);
+/* Every event with revision > rev is retained when rev >= this value; older watches get 410. */
+uint64_t sim_store_history_floor(const SimStore *s);
+/* The first retained event with revision > rev, or NULL when there is none (yet). */
+const SimEvent *sim_store_history_after(SimStore *s, uint64_t rev);
+/* Compact JSON of ev->obj (borrowed; cached in the event). NULL on ENOMEM. */
+const char *sim_event_json(SimEvent *ev);
+/*
+ * Waits (lock held, released while waiting) until a write happens, sim_store_wake
+ * is called or real_timeout µs pass. Returns 0, or -ETIMEDOUT.
+ */
+int sim_store_wait(SimStore *s, usec_t real_timeout);
+/* Wakes every waiter (lock held), e.g. when the server stops. */
+void sim_store_wake(SimStore *s);
+
+/* Write flag for sim_store_update: the write came from a PATCH (audit says "patch"). */
+enum {
+        SIM_UPDATE_PATCH = 1 << 2,
+};
+
+/*
+ * Appends an audit record for something that is not a store write (e.g. an
+ * eviction). obj borrowed, may be NULL. No-op without an audit fd.
+ */
+void sim_store_audit(SimStore *s, const char *verb, const char *actor, const SimKind *k, const char *ns,
+                     const char *name, json_object *obj);
