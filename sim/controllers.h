@@ -30,6 +30,10 @@ typedef struct SimControllers SimControllers;
 typedef struct SimControllersOptions {
         uint64_t seed;              /* for any randomness (name suffixes, jitter) */
         usec_t resync;              /* simulated full-resync period; 0 → 30 s */
+        const SimClock *clock;      /* the store's clock, to turn simulated delays into real waits;
+                                     * NULL: poll every 50 ms real time */
+        usec_t taint_delay;         /* simulated delay before the node lifecycle controller
+                                     * applies the unschedulable taint (default 0) */
 } SimControllersOptions;
 
 /* Starts the controller thread on store (borrowed; must outlive the controllers). */
@@ -52,3 +56,21 @@ SimControllers *sim_controllers_stop(SimControllers *c);
  * already), as in the real handler.
  */
 int sim_eviction_admit(SimStore *store, json_object *pod, MrError *err);
+
+/*
+ * The details an API layer needs for the Status of a refused eviction
+ * (§7.2): the DisruptionBudget cause message and the Retry-After seconds
+ * (10 while the budget is still being processed, else 0).
+ */
+typedef struct SimEvictionDenial {
+        char pdb_name[256];       /* "" when no budget was involved */
+        char cause[512];          /* details.causes[0].message (reason "DisruptionBudget"), "" if none */
+        int retry_after;          /* seconds; 0: no Retry-After header */
+} SimEvictionDenial;
+
+/*
+ * As sim_eviction_admit, filling *ret_denial (may be NULL) on -MR_ETOOMANY.
+ * Also -MR_EFORBIDDEN when disruptionsAllowed is negative or disruptedPods
+ * holds more than 2000 entries (403 in the real handler).
+ */
+int sim_eviction_admit_ex(SimStore *store, json_object *pod, SimEvictionDenial *ret_denial, MrError *err);
