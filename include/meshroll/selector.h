@@ -26,23 +26,50 @@
 
 #include "meshroll/errors.h"
 
+/* Caps on input from outside: bytes of a selector string; terms of a selector and values of a set. */
+#define MR_SELECTOR_MAX_LENGTH (256u << 10)
+#define MR_SELECTOR_MAX_TERMS 4096u
+
 typedef struct MrSelector MrSelector;
 
-/* Parses the string syntax; NULL or "" is the empty selector. -MR_EPARSE with a message on error. */
+/*
+ * Parses the string syntax; NULL, "" or only whitespace is the empty
+ * selector. Also accepts apimachinery's "k>n"/"k<n" (integer comparison).
+ * Errors: -MR_EPARSE with a message naming the selector and the problem
+ * (the server's "found ',', expected: identifier after ','" style),
+ * -MR_ETOOBIG beyond MR_SELECTOR_MAX_LENGTH/MR_SELECTOR_MAX_TERMS, -ENOMEM.
+ * *ret is owned (mr_selector_free) and untouched on failure.
+ */
 int mr_selector_parse(const char *s, MrSelector **ret, MrError *err);
-/* Parses a metav1.LabelSelector object (borrowed). -MR_EPARSE naming the field on error; NULL → -EINVAL. */
+/*
+ * Parses a metav1.LabelSelector object (borrowed). -MR_EPARSE naming the
+ * field on error ("matchExpressions[1].values: must be specified when
+ * `operator` is 'In' or 'NotIn'"); NULL → -EINVAL; -MR_ETOOBIG, -ENOMEM.
+ * Unknown fields are ignored; null matchLabels/matchExpressions are absent.
+ */
 int mr_selector_from_json(json_object *label_selector, MrSelector **ret, MrError *err);
-/* labels: the metadata.labels object (borrowed), or NULL for none. */
+/*
+ * labels: the metadata.labels object (borrowed), or NULL for none. != and
+ * notin match objects without the key. A NULL selector matches nothing.
+ */
 bool mr_selector_matches(const MrSelector *s, json_object *labels);
 bool mr_selector_is_empty(const MrSelector *s);
-/* Canonical string form (sorted by key as kubectl prints it). Owned; NULL on ENOMEM. */
+/*
+ * Canonical string form (sorted by key, value sets sorted, as kubectl
+ * prints it: "app=web,env in (a,b),!legacy"); "" for the empty selector.
+ * Parsing it again gives an equal selector. Owned; NULL on ENOMEM.
+ */
 char *mr_selector_to_string(const MrSelector *s);
 MrSelector *mr_selector_free(MrSelector *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(MrSelector *, mr_selector_free);
 
 typedef struct MrFieldSelector MrFieldSelector;
 
-/* Parses "a=b,c!=d"; NULL or "" is the empty selector. -MR_EPARSE on error. */
+/*
+ * Parses "a=b,c!=d"; NULL or "" is the empty selector; empty terms are
+ * ignored; values unescape \\ \, \=. -MR_EPARSE on error (the server's
+ * "invalid selector: '…'; can't understand '…'"), -MR_ETOOBIG, -ENOMEM.
+ */
 int mr_field_selector_parse(const char *s, MrFieldSelector **ret, MrError *err);
 /*
  * Returns the value of a field of obj, or NULL when the field is not
