@@ -301,11 +301,12 @@ static int smp_into(json_object **target, json_object *patch, const char *field,
 
 int sim_strategic_merge_patch(json_object *target, json_object *patch, json_object **ret, MrError *err)
 {
-        json_object *t = mr_json_copy(target);
+        json_object *t;
         int r;
 
         if (!json_object_is_type(patch, json_type_object))
                 return mr_error_set(err, -MR_EBADREQUEST, "the strategic merge patch must be a JSON object");
+        t = mr_json_copy(target);
         if (!t && target)
                 return -ENOMEM;
         r = smp_into(&t, patch, NULL, 0, err);
