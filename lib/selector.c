@@ -575,8 +575,10 @@ int mr_selector_parse(const char *s, MrSelector **ret, MrError *err)
                         break;
                 }
         }
-        if (e < 0)
-                return mr_error_prefix(err, "label selector \"%s\"", l.s);
+        if (e < 0) {
+                (void)mr_error_prefix(err, "label selector \"%s\"", l.s);
+                return e; /* not mr_error_prefix's return: it is 0 when err is NULL */
+        }
 
         selector_sort(sel);
         *ret = TAKE_PTR(sel);
@@ -679,8 +681,10 @@ int mr_selector_from_json(json_object *label_selector, MrSelector **ret, MrError
                         if (e >= 0)
                                 e = selector_add(sel, &r, err);
                         requirement_done(&r);
-                        if (e < 0)
-                                return mr_error_prefix(err, "matchLabels");
+                        if (e < 0) {
+                                (void)mr_error_prefix(err, "matchLabels");
+                                return e;
+                        }
                 }
         }
 

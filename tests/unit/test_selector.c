@@ -131,6 +131,9 @@ static void test_parse_invalid(void **state)
                 /* the message names the selector */
                 assert_non_null(strstr(err.message, cases[i].in));
                 assert_ptr_equal(s, (MrSelector *)0x1);
+                /* the same failure without an MrError */
+                assert_int_equal(mr_selector_parse(cases[i].in, &s, NULL), -MR_EPARSE);
+                assert_ptr_equal(s, (MrSelector *)0x1);
         }
         /* a 254-character prefix is too long; 253 is fine */
         char key[300];
@@ -301,6 +304,8 @@ static void test_from_json_invalid(void **state)
                 if (r != -MR_EPARSE || !strstr(err.message, cases[i].message))
                         fail_msg("case %zu: got %d \"%s\", want \"%s\"", i, r, err.message, cases[i].message);
                 assert_ptr_equal(s, (MrSelector *)0x1);
+                assert_int_equal(mr_selector_from_json(o, &s, NULL), -MR_EPARSE);
+                assert_ptr_equal(s, (MrSelector *)0x1);
         }
 
         /* a null selector (Deployment/PDB) matches nothing: the caller must decide, so it is an error */
@@ -389,6 +394,8 @@ static void test_field_selector_invalid(void **state)
                 if (r != -MR_EPARSE || !strstr(err.message, cases[i].message))
                         fail_msg("case %zu \"%s\": got %d \"%s\", want \"%s\"", i, cases[i].in, r, err.message,
                                  cases[i].message);
+                assert_ptr_equal(f, (MrFieldSelector *)0x1);
+                assert_int_equal(mr_field_selector_parse(cases[i].in, &f, NULL), -MR_EPARSE);
                 assert_ptr_equal(f, (MrFieldSelector *)0x1);
         }
 }
