@@ -565,7 +565,7 @@ static int parser_error(Parser *p)
         if (y->error == YAML_MEMORY_ERROR)
                 return mr_error_set(p->err, -ENOMEM, "out of memory parsing YAML");
         if (y->context)
-                return mr_error_set(p->err, -MR_EPARSE, "line %zu, column %zu: %s %s (line %zu, column %zu)",
+                return mr_error_set(p->err, -MR_EPARSE, "line %zu, column %zu: %s %s started at line %zu, column %zu",
                                     y->problem_mark.line + 1, y->problem_mark.column + 1, strna(y->problem),
                                     y->context, y->context_mark.line + 1, y->context_mark.column + 1);
         return mr_error_set(p->err, -MR_EPARSE, "line %zu, column %zu: %s", y->problem_mark.line + 1,

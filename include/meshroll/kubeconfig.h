@@ -19,7 +19,12 @@
  *      /var/run/secrets/kubernetes.io/serviceaccount.
  *
  * --context picks a context other than current-context; --server given with
- * a kubeconfig overrides that cluster's server.
+ * --kubeconfig or --context overrides that cluster's server (with neither,
+ * it is rule 1 and $KUBECONFIG is not read). --token replaces the user's
+ * token, tokenFile, exec plugin and basic auth; --namespace replaces the
+ * context's namespace; --insecure-skip-tls-verify drops the configured CA,
+ * as kubectl's overrides do. When every file named is missing or empty,
+ * in-cluster configuration is tried next.
  *
  * Supported kubeconfig fields (v1): clusters[].cluster.{server,
  * certificate-authority, certificate-authority-data, insecure-skip-tls-verify,
@@ -27,7 +32,16 @@
  * client-certificate-data, client-key, client-key-data, username, password,
  * exec}; contexts[].context.{cluster, user, namespace}; current-context.
  * Relative file paths resolve against the directory of the file that named
- * them, as kubectl does. *-data fields are base64 and are decoded at load.
+ * them, as kubectl does (exec.command only when it contains a slash).
+ * *-data fields are base64 and are decoded at load; a *-data field wins
+ * over its file field, which is then NULL. A server without a scheme gets
+ * https:// when TLS is configured and http:// otherwise (client-go).
+ *
+ * Every entry of every file is type-checked, so a mistake anywhere is
+ * reported; what kubectl checks only for the entries in use (a server is
+ * set, certificate and key come together, exec apiVersion and
+ * interactiveMode, no impersonation or auth-provider — both unsupported)
+ * is checked for the chosen context only.
  *
  * Every error a user can cause is -MR_ECONFIG with a message naming the
  * file, the field path and what was expected, e.g.
@@ -51,6 +65,7 @@ typedef struct KubeExecConfig {
         char **env;         /* NULL-terminated "NAME=value" list, may be NULL */
         char *api_version;  /* "client.authentication.k8s.io/v1" or ".../v1beta1" */
         char *interactive_mode; /* Never | IfAvailable | Always; meshroll never prompts */
+        char *install_hint;  /* shown when the command cannot be run, or NULL */
         bool provide_cluster_info;
 } KubeExecConfig;
 
@@ -139,12 +154,24 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(KubeCredentials *, kube_credentials_free);
 
 /*
  * Fills *ret with the credential to use now; its strings are borrowed and
- * valid until the next call. Errors: -ENOENT/-EACCES reading the token file,
- * -MR_ECONFIG when an exec plugin fails or prints an invalid ExecCredential
- * (err names the command and what was wrong). On error the previous
- * credential is kept, so a transient failure does not drop a valid token.
+ * valid until the next call (or kube_credentials_free). A config without
+ * token, token_file or exec gives an all-NULL credential.
+ *
+ * Returns 0, or 1 when refreshing failed but an earlier credential was kept
+ * (a token file that vanished for a moment during the kubelet's rewrite
+ * must not drop a valid token; err then says what failed, for a debug log).
+ * Errors, when nothing usable is left: -ENOENT/-EACCES/-MR_ETOOBIG/-EINVAL
+ * (empty) reading the token file, -MR_ECONFIG when an exec plugin cannot be
+ * started, fails, times out or prints an invalid ExecCredential (err names
+ * the command and what was wrong), -ENOMEM. Tokens never appear in err.
  */
 int kube_credentials_get(KubeCredentials *k, KubeCredential *ret, MrError *err);
 
-/* Forgets a cached exec credential (after a 401), so the next get runs the plugin again. */
+/*
+ * After a 401: forgets a cached exec credential, so the next get runs the
+ * plugin again, and makes the next get re-read a token file immediately.
+ */
 void kube_credentials_invalidate(KubeCredentials *k);
+
+/* Exec plugin limits. Defaults: 60 s to finish, 1 MiB of stdout. 0 keeps the current value. */
+void kube_credentials_set_exec_limits(KubeCredentials *k, usec_t timeout, size_t max_output);
