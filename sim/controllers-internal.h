@@ -47,6 +47,15 @@ void sim_controllers_enqueue(SimControllers *c, SimCtrl id, const char *ns, cons
 void sim_controllers_enqueue_all(SimControllers *c, SimCtrl id);
 /* Runs the key's sync at simulated time due (earliest wins when one is already set). */
 void sim_controllers_after(SimControllers *c, SimCtrl id, const char *ns, const char *name, usec_t due);
+/* The node lifecycle controller's taint delay (options). */
+usec_t sim_controllers_taint_delay(SimControllers *c);
+/*
+ * Debounce: true once `want` (a short state string) has been seen for key
+ * for delay since it was first seen; otherwise false and *ret_due is when
+ * to look again. A different want restarts the wait.
+ */
+bool sim_controllers_delay_elapsed(SimControllers *c, const char *key, const char *want, usec_t now, usec_t delay,
+                                   usec_t *ret_due);
 /* Next pseudo-random number from the seeded generator. */
 uint64_t sim_controllers_random(SimControllers *c);
 
@@ -118,6 +127,15 @@ int sim_pod_create_from_template(SimControllers *c, const char *ns, const char *
 
 /* Resolves the revision a new pod in ns with these template labels gets injected with; NULL: none. */
 const char *sim_injection_revision(SimStore *s, const char *ns, json_object *pod_labels);
+
+/* --- scheduler.c: placement predicates the DaemonSet controller shares --------------------- */
+
+/* nodeName, nodeSelector and required node affinity of pod (or pod template: reads .spec) against node. */
+bool sim_node_fits_placement(json_object *pod, json_object *node);
+/* The first NoSchedule/NoExecute taint of node that tolerations (may be NULL) leave uncovered, or NULL. */
+json_object *sim_node_untolerated_taint(json_object *node, json_object *tolerations);
+/* tolerations plus the ones the DaemonSet controller adds to its pods (§8). Owned; NULL on ENOMEM. */
+json_object *sim_daemon_tolerations(json_object *tolerations);
 
 /* --- per-controller syncs ------------------------------------------------------------------- */
 

@@ -56,6 +56,7 @@ struct SimControllers {
         size_t n_timers, cap_timers;
         usec_t next_resync;
         uint64_t rng;
+        json_object *pending; /* debounce: key → {"want","since"}; store lock held */
 };
 
 /*
@@ -71,9 +72,12 @@ typedef struct ObserverSlot {
 static ObserverSlot *retired_slots;
 static pthread_mutex_t retired_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* Controllers not (yet) built in are NULL and skipped. */
 static const sim_sync_t syncs[_SIM_CTRL_MAX] = {
-        [SIM_CTRL_DISRUPTION] = sim_disruption_sync,
+        [SIM_CTRL_NODE] = sim_node_lifecycle_sync,   [SIM_CTRL_SCHEDULER] = sim_scheduler_sync,
+        [SIM_CTRL_KUBELET] = sim_kubelet_sync,       [SIM_CTRL_DAEMONSET] = sim_daemonset_sync,
+        [SIM_CTRL_DEPLOYMENT] = sim_deployment_sync, [SIM_CTRL_REPLICASET] = sim_replicaset_sync,
+        [SIM_CTRL_ENDPOINTS] = sim_endpoints_sync,   [SIM_CTRL_DISRUPTION] = sim_disruption_sync,
+        [SIM_CTRL_GC] = sim_gc_sync,
 };
 
 /* The kind whose objects a controller's keys name (GC keys are namespaces). */
@@ -103,6 +107,36 @@ static const SimKind *primary_kind(SimCtrl id)
 SimStore *sim_controllers_store(SimControllers *c)
 {
         return c->store;
+}
+
+usec_t sim_controllers_taint_delay(SimControllers *c)
+{
+        return c->opts.taint_delay;
+}
+
+bool sim_controllers_delay_elapsed(SimControllers *c, const char *key, const char *want, usec_t now, usec_t delay,
+                                   usec_t *ret_due)
+{
+        int64_t since = (int64_t)now;
+        if (!c->pending && !(c->pending = json_object_new_object()))
+                return true;
+        json_object *e = mr_json_get(c->pending, key, NULL);
+        if (e && streq_ptr(mr_json_get_str(e, "want", NULL), want))
+                (void)mr_json_get_int(&since, e, "since", NULL);
+        else {
+                e = json_object_new_object();
+                if (!e || mr_json_set_str(e, "want", want) < 0 || mr_json_set_int(e, "since", since) < 0) {
+                        json_object_put(e);
+                        return true;
+                }
+                json_object_object_add(c->pending, key, e);
+        }
+        if (now >= (usec_t)since + delay) {
+                json_object_object_del(c->pending, key);
+                return true;
+        }
+        *ret_due = (usec_t)since + delay;
+        return false;
 }
 
 uint64_t sim_controllers_random(SimControllers *c)
@@ -485,6 +519,7 @@ SimControllers *sim_controllers_stop(SimControllers *c)
         }
         for (int id = 0; id < _SIM_CTRL_MAX; id++)
                 json_object_put(c->dirty[id]);
+        json_object_put(c->pending);
         for (size_t i = 0; i < c->n_timers; i++)
                 free(c->timers[i].key);
         free(c->timers);
@@ -777,7 +812,7 @@ static int inject_sidecar(json_object *pod, const char *rev)
         return 0;
 }
 
-static json_object *daemon_tolerations(json_object *existing)
+json_object *sim_daemon_tolerations(json_object *existing)
 {
         static const struct {
                 const char *key, *effect;
@@ -830,85 +865,77 @@ int sim_pod_create_from_template(SimControllers *c, const char *ns, const char *
                                  json_object *extra_labels, json_object *owner_ref, const char *node,
                                  const char *actor, char **ret_name)
 {
-        static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
         SimStore *s = c->store;
-        int r = -EEXIST;
+        json_object *created = NULL;
+        int r;
 
-        for (int attempt = 0; attempt < 8 && r == -EEXIST; attempt++) {
-                char name[300], suffix[6];
-                uint64_t rnd = sim_controllers_random(c);
-                for (size_t i = 0; i < 5; i++, rnd /= 27)
-                        suffix[i] = alphabet[rnd % 27];
-                suffix[5] = 0;
-                snprintf(name, sizeof name, "%s%s", prefix, suffix);
-
-                _cleanup_(json_object_putp) json_object *pod = json_object_new_object();
-                if (!pod || mr_json_set_str(pod, "apiVersion", "v1") < 0 || mr_json_set_str(pod, "kind", "Pod") < 0)
-                        return -ENOMEM;
-                json_object *meta = mr_json_copy(mr_json_get(tmpl, "metadata", NULL));
-                if (!meta)
-                        meta = json_object_new_object();
-                if (!meta)
-                        return -ENOMEM;
-                json_object_object_add(pod, "metadata", meta);
-                json_object *spec = mr_json_copy(mr_json_get(tmpl, "spec", NULL));
-                if (!spec)
-                        spec = json_object_new_object();
-                if (!spec)
-                        return -ENOMEM;
-                json_object_object_add(pod, "spec", spec);
-                json_object *labels = mr_json_ensure_object(meta, "labels", NULL);
-                if (!labels || mr_json_set_str(meta, "name", name) < 0 ||
-                    mr_json_set_str(meta, "generateName", prefix) < 0 || mr_json_set_str(meta, "namespace", ns) < 0)
-                        return -ENOMEM;
-                if (extra_labels) {
-                        json_object_object_foreach(extra_labels, lk, lv)
-                                json_object_object_add(labels, lk, json_object_get(lv));
-                }
-                if (owner_ref) {
-                        json_object *refs = json_object_new_array();
-                        if (!refs)
-                                return -ENOMEM;
-                        json_object_object_add(meta, "ownerReferences", refs);
-                        json_object_array_add(refs, json_object_get(owner_ref));
-                }
-                if (!mr_json_get(spec, "terminationGracePeriodSeconds", NULL) &&
-                    mr_json_set_int(spec, "terminationGracePeriodSeconds", 30) < 0)
-                        return -ENOMEM;
-                if (!mr_json_get(spec, "restartPolicy", NULL) && mr_json_set_str(spec, "restartPolicy", "Always") < 0)
-                        return -ENOMEM;
-                if (!mr_json_get(spec, "schedulerName", NULL) &&
-                    mr_json_set_str(spec, "schedulerName", "default-scheduler") < 0)
-                        return -ENOMEM;
-                if (node) {
-                        json_object *tol = daemon_tolerations(mr_json_get(spec, "tolerations", NULL));
-                        json_object *aff = node_affinity(node);
-                        if (!tol || !aff) {
-                                json_object_put(tol);
-                                json_object_put(aff);
-                                return -ENOMEM;
-                        }
-                        json_object_object_add(spec, "tolerations", tol);
-                        json_object_object_add(spec, "affinity", aff);
-                        if (mr_json_set_str(spec, "nodeName", node) < 0)
-                                return -ENOMEM;
-                }
-                const char *rev = sim_injection_revision(s, ns, labels);
-                if (rev) {
-                        r = inject_sidecar(pod, rev);
-                        if (r < 0)
-                                return r;
-                }
-                json_object *status = mr_json_ensure_object(pod, "status", NULL);
-                if (!status || mr_json_set_str(status, "phase", "Pending") < 0 ||
-                    mr_json_set_str(status, "qosClass", "BestEffort") < 0)
-                        return -ENOMEM;
-                r = sim_store_create(s, &SIM_PODS, TAKE_PTR(pod), actor, NULL, NULL);
-                if (r >= 0 && ret_name) {
-                        *ret_name = strdup(name);
-                        if (!*ret_name)
-                                return -ENOMEM;
-                }
+        _cleanup_(json_object_putp) json_object *pod = json_object_new_object();
+        if (!pod || mr_json_set_str(pod, "apiVersion", "v1") < 0 || mr_json_set_str(pod, "kind", "Pod") < 0)
+                return -ENOMEM;
+        json_object *meta = mr_json_copy(mr_json_get(tmpl, "metadata", NULL));
+        if (!meta)
+                meta = json_object_new_object();
+        if (!meta)
+                return -ENOMEM;
+        json_object_object_add(pod, "metadata", meta);
+        json_object *spec = mr_json_copy(mr_json_get(tmpl, "spec", NULL));
+        if (!spec)
+                spec = json_object_new_object();
+        if (!spec)
+                return -ENOMEM;
+        json_object_object_add(pod, "spec", spec);
+        json_object *labels = mr_json_ensure_object(meta, "labels", NULL);
+        json_object_object_del(meta, "name");
+        if (!labels || mr_json_set_str(meta, "generateName", prefix) < 0 || mr_json_set_str(meta, "namespace", ns) < 0)
+                return -ENOMEM;
+        if (extra_labels) {
+                json_object_object_foreach(extra_labels, lk, lv)
+                        json_object_object_add(labels, lk, json_object_get(lv));
         }
-        return r < 0 ? r : 0;
+        if (owner_ref) {
+                json_object *refs = json_object_new_array();
+                if (!refs)
+                        return -ENOMEM;
+                json_object_object_add(meta, "ownerReferences", refs);
+                json_object_array_add(refs, json_object_get(owner_ref));
+        }
+        if (!mr_json_get(spec, "terminationGracePeriodSeconds", NULL) &&
+            mr_json_set_int(spec, "terminationGracePeriodSeconds", 30) < 0)
+                return -ENOMEM;
+        if (!mr_json_get(spec, "restartPolicy", NULL) && mr_json_set_str(spec, "restartPolicy", "Always") < 0)
+                return -ENOMEM;
+        if (!mr_json_get(spec, "schedulerName", NULL) && mr_json_set_str(spec, "schedulerName", "default-scheduler") < 0)
+                return -ENOMEM;
+        if (node) {
+                json_object *tol = sim_daemon_tolerations(mr_json_get(spec, "tolerations", NULL));
+                json_object *aff = node_affinity(node);
+                if (!tol || !aff) {
+                        json_object_put(tol);
+                        json_object_put(aff);
+                        return -ENOMEM;
+                }
+                json_object_object_add(spec, "tolerations", tol);
+                json_object_object_add(spec, "affinity", aff);
+                if (mr_json_set_str(spec, "nodeName", node) < 0)
+                        return -ENOMEM;
+        }
+        const char *rev = sim_injection_revision(s, ns, labels);
+        if (rev) {
+                r = inject_sidecar(pod, rev);
+                if (r < 0)
+                        return r;
+        }
+        json_object *status = mr_json_ensure_object(pod, "status", NULL);
+        if (!status || mr_json_set_str(status, "phase", "Pending") < 0 ||
+            mr_json_set_str(status, "qosClass", "BestEffort") < 0)
+                return -ENOMEM;
+        r = sim_store_create(s, &SIM_PODS, TAKE_PTR(pod), actor, &created, NULL);
+        if (r < 0)
+                return r;
+        if (ret_name) {
+                *ret_name = strdup(strempty(mr_json_get_str(created, "metadata", "name", NULL)));
+                if (!*ret_name)
+                        return -ENOMEM;
+        }
+        return 0;
 }

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * gc.c — the garbage collector, background propagation only.
+ *
+ * An object whose ownerReferences all name owners that no longer exist
+ * (looked up by apiVersion/kind/name in the same namespace, or cluster
+ * scope, and compared by uid) is deleted, as the real collector does with
+ * propagationPolicy Background: deleting a Deployment removes its
+ * ReplicaSets, whose removal removes their pods, one level per pass. An
+ * owner that is itself being deleted still exists (foreground deletion is
+ * not simulated). Pods are deleted with their own grace period, so the
+ * kubelet terminates them as usual.
+ *
+ * The controller is keyed by namespace: any deletion queues its namespace
+ * (or every namespace, for a cluster-scoped owner), and a resync scans all.
+ */
+#include <stdio.h>
+
+#include "controllers-internal.h"
+#include "meshroll/json-util.h"
+
+#define ACTOR "garbage-collector"
+
+/* Kinds whose objects commonly carry ownerReferences. */
+static const SimKind *const dependent_kinds[] = {
+        &SIM_PODS, &SIM_REPLICASETS, &SIM_CONTROLLERREVISIONS, &SIM_DEPLOYMENTS, &SIM_DAEMONSETS,
+        &SIM_SERVICES, &SIM_ENDPOINTS, &SIM_CONFIGMAPS, &SIM_PDBS,
+};
+
+typedef struct GcScan {
+        SimStore *s;
+        json_object *orphans; /* array of [ns, name] for the current kind */
+} GcScan;
+
+static bool owner_exists(SimStore *s, json_object *ref, const char *ns)
+{
+        const char *api = mr_json_get_str(ref, "apiVersion", NULL), *kind = mr_json_get_str(ref, "kind", NULL);
+        const char *name = mr_json_get_str(ref, "name", NULL), *uid = mr_json_get_str(ref, "uid", NULL);
+        if (!api || !kind || !name)
+                return true; /* malformed: never collect on a guess */
+        const SimKind *k = sim_store_find_kind_by_kind(s, api, kind);
+        if (!k)
+                return true; /* unknown kind: the real collector leaves it too */
+        json_object *owner = sim_store_get(s, k, k->namespaced ? ns : NULL, name);
+        return owner && (!uid || streq_ptr(uid, mr_json_get_str(owner, "metadata", "uid", NULL)));
+}
+
+static int scan(json_object *obj, void *userdata)
+{
+        GcScan *g = userdata;
+        json_object *refs = mr_json_get(obj, "metadata", "ownerReferences", NULL);
+        if (!refs || !json_object_is_type(refs, json_type_array) || json_object_array_length(refs) == 0 ||
+            sim_obj_is_deleting(obj))
+                return 0;
+        const char *ns = mr_json_get_str(obj, "metadata", "namespace", NULL);
+        for (size_t i = 0; i < json_object_array_length(refs); i++)
+                if (owner_exists(g->s, json_object_array_get_idx(refs, i), ns))
+                        return 0;
+        json_object *e = json_object_new_array();
+        if (!e || json_object_array_add(g->orphans, e) < 0) {
+                json_object_put(e);
+                return -ENOMEM;
+        }
+        json_object_array_add(e, ns ? json_object_new_string(ns) : NULL);
+        json_object_array_add(e, json_object_new_string(strempty(mr_json_get_str(obj, "metadata", "name", NULL))));
+        return 0;
+}
+
+int sim_gc_sync(SimControllers *c, const char *ns, const char *name, usec_t now, usec_t *ret_due)
+{
+        SimStore *s = sim_controllers_store(c);
+        *ret_due = 0;
+        for (size_t i = 0; i < ELEMENTSOF(dependent_kinds); i++) {
+                const SimKind *k = dependent_kinds[i];
+                _cleanup_(json_object_putp) json_object *orphans = json_object_new_array();
+                GcScan g = { .s = s, .orphans = orphans };
+                if (!orphans)
+                        return -ENOMEM;
+                int r = sim_store_foreach(s, k, k->namespaced ? ns : NULL, scan, &g);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j < json_object_array_length(orphans); j++) {
+                        json_object *e = json_object_array_get_idx(orphans, j);
+                        json_object *ons = json_object_array_get_idx(e, 0);
+                        r = sim_store_delete(s, k, ons ? json_object_get_string(ons) : NULL,
+                                             json_object_get_string(json_object_array_get_idx(e, 1)), -1, NULL, NULL,
+                                             ACTOR, NULL, NULL);
+                        if (r < 0 && r != -ENOENT)
+                                return r;
+                }
+        }
+        return 0;
+}
