@@ -290,7 +290,7 @@ int scan_run(const ScanOptions *o, SocketTracker *tracker, usec_t now, ScanResul
 
                 (void)snprintf(path, sizeof(path), "%d/ns/net", (int)pids[i]);
                 uint64_t ns = netns_inode(procfd, path);
-                if (ns != 0 && ns == host_ns)
+                if ((ns != 0 && ns == host_ns) || (o->skip_pod && o->skip_pod(uid, o->skip_userdata)))
                         continue; /* hostNetwork pod: its sockets are the host's */
 
                 bool seen = false;

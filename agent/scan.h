@@ -48,6 +48,12 @@ typedef struct ScanOptions {
         uint8_t local_addr[16];                 /* IPv4-mapped IPv6 form for IPv4 addresses */
         usec_t long_lived_after;                /* 60 s by default */
         size_t max_file_bytes;                  /* per net/tcp file; 0 → 64 MiB */
+        /*
+         * Optional: returns true for pods to leave out — those the API says use
+         * the host network, when the agent cannot compare namespace inodes.
+         */
+        bool (*skip_pod)(const char *uid, void *userdata);
+        void *skip_userdata;
 } ScanOptions;
 
 /* Fills the defaults: /proc, ports 15001/15006, outbound 15001, HBONE 15008, host on, 60 s. */
