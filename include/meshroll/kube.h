@@ -48,9 +48,18 @@
  * qps <= 0 disables it). Watches take one token per (re)connect.
  *
  * Credentials. Bearer tokens come from KubeCredentials (kubeconfig.h) on
- * every request, so a rotated token file is picked up; a 401 invalidates an
- * exec credential and the request is tried once more. Tokens are never
- * logged, not even at debug level.
+ * every attempt, so a rotated token file is picked up; a 401 invalidates the
+ * cached credential and, when it came from an exec plugin or a token file,
+ * the request is tried once more at once (not counted as a retry). Tokens
+ * are never logged, not even at debug level. Failing to get a credential
+ * fails the request with the credentials' error (-ENOENT, -EACCES,
+ * -MR_ECONFIG; status.message says why), without retries.
+ *
+ * TLS. Verification is on unless the config says insecure-skip-tls-verify.
+ * The CA and client certificate files are read once, by kube_client_new;
+ * tls-server-name is used for SNI and for checking the server's name.
+ *
+ * Threads. A client and everything made from it belong to one thread.
  *
  * Ownership. Objects handed back through ret_* are owned by the caller
  * (json_object_put them). Objects passed to callbacks are borrowed for the
@@ -92,7 +101,10 @@ typedef struct KubeClientOptions {
 /*
  * Creates a client. config is copied (the caller may free it afterwards).
  * opts may be NULL for defaults. Errors: -ENOMEM, -MR_ECONFIG (unusable
- * server URL, unreadable CA or client certificate files).
+ * server URL, unreadable CA or client certificate files; err says which).
+ *
+ * kube_client_free cancels pending async calls and frees live watches
+ * without invoking their callbacks; never call it from inside one.
  */
 int kube_client_new(const KubeConfig *config, const KubeClientOptions *opts, KubeClient **ret, MrError *err);
 KubeClient *kube_client_free(KubeClient *c);
@@ -147,11 +159,14 @@ typedef struct KubeRequest {
 } KubeRequest;
 
 /*
- * Sends a request and waits for its answer, retrying as described above.
- * On 2xx returns 0 (or the HTTP code's class is not reported) and, when
- * ret_body is not NULL, the decoded body (NULL for an empty body). On
- * failure returns the error, leaves *ret_body untouched and fills *ret_status
- * (which may be NULL).
+ * Sends a request and waits for its answer, retrying as described above
+ * (sleeping through opts.sleep). On 2xx returns 0 and, when ret_body is not
+ * NULL, the decoded body (owned; NULL for an empty body); *ret_status gets
+ * the HTTP code. On failure returns the error (table above), leaves
+ * *ret_body untouched and fills *ret_status (which may be NULL): the HTTP
+ * code (0 when none arrived), the server's reason and message, or a
+ * transport description. -EINVAL for a request without method or a path
+ * not starting with "/".
  */
 int kube_request(KubeClient *c, const KubeRequest *req, json_object **ret_body, KubeStatus *ret_status);
 
@@ -215,9 +230,9 @@ int kube_list(KubeClient *c, const KubeResource *res, const char *ns, const Kube
 /* ---- Event-loop use --------------------------------------------------- */
 
 /*
- * Drives the client's transfers from e (borrowed; must outlive the client or
- * be detached by freeing the client). Required for kube_request_async and
- * watches. May be called once.
+ * Drives the client's transfers from e (a reference is taken and dropped by
+ * kube_client_free). Required for kube_request_async and watches. May be
+ * called once (-EBUSY after that).
  */
 int kube_client_attach_event(KubeClient *c, sd_event *e);
 
@@ -231,10 +246,16 @@ typedef struct KubeCall KubeCall;
 typedef void (*kube_callback_t)(KubeClient *c, int error, json_object *body, const KubeStatus *status,
                                 void *userdata);
 
-/* Starts req (copied) on the event loop with the same retry rules. ret_call may be NULL. */
+/*
+ * Starts req (copied, body serialized now) on the event loop with the same
+ * retry and rate-limit rules; waits are sd-event timers, never sleeps. The
+ * callback always runs from the loop, never from inside this function.
+ * ret_call may be NULL; the handle is valid until the callback returns.
+ * Errors: -ENXIO (no event loop attached), -EINVAL, -ENOMEM.
+ */
 int kube_request_async(KubeClient *c, const KubeRequest *req, kube_callback_t cb, void *userdata,
                        KubeCall **ret_call);
-/* Cancels a pending call; its callback is not invoked. Returns NULL. */
+/* Cancels a pending call; its callback is not invoked. A no-op from inside its own callback. Returns NULL. */
 KubeCall *kube_call_cancel(KubeCall *call);
 
 /* ---- Watches ------------------------------------------------------------ */
@@ -279,14 +300,19 @@ typedef struct KubeWatchOptions {
 } KubeWatchOptions;
 
 /*
- * Starts an informer-style watch on the client's event loop: LIST (RESET,
- * ADDED…, SYNCED), then WATCH from the list's resourceVersion with
+ * Starts an informer-style watch on the client's event loop (nothing is sent
+ * before the loop runs): LIST in pages of 500, delivered only once complete
+ * (RESET, ADDED…, SYNCED), then WATCH from the list's resourceVersion with
  * allowWatchBookmarks. When the stream ends or breaks it reconnects with
  * backoff from the last resourceVersion seen (bookmarks advance it). A 410
  * Gone — as an HTTP status or an ERROR event in the stream — relists
  * (RESET, ADDED…, SYNCED). Lines are capped at 16 MiB; a longer line or
- * invalid JSON drops the connection and reconnects. The watch keeps going
- * across any number of failures until kube_watch_stop or a handler error.
+ * invalid JSON drops the connection and reconnects. An ERROR event other
+ * than 410 is delivered to the handler, then the watch reconnects. The watch
+ * keeps going across any number of failures (list errors included, with
+ * backoff) until kube_watch_stop or a handler error. Errors: -ENXIO (no
+ * event loop), -EINVAL, -ENOMEM. opts is copied; opts->resource only while
+ * starting.
  */
 int kube_watch_start(KubeClient *c, const KubeWatchOptions *opts, kube_watch_handler_t handler,
                      kube_watch_stop_t on_stop, void *userdata, KubeWatch **ret);
