@@ -1038,7 +1038,7 @@ static int load(const KubeConfigOptions *o, Set *s, KubeConfig **ret)
         const char *home = o->home ?: getenv("HOME");
         _cleanup_(kube_config_freep) KubeConfig *c = NULL;
         char tried[768] = "", why[128] = "";
-        int r;
+        int r = 0;
 
         if (o->server && !o->kubeconfig && !o->context)
                 return server_only(o, ret, s->err);
