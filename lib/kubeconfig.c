@@ -652,8 +652,10 @@ static int set_add_table(Set *s, json_object *root, size_t src, int table)
                         json_object_put(item);
                         return -ENOMEM;
                 }
-                if (json_object_object_add(s->index[table], json_object_get_string(name), json_object_get(item)) < 0)
+                if (json_object_object_add(s->index[table], json_object_get_string(name), json_object_get(item)) < 0) {
+                        json_object_put(item);
                         return -ENOMEM;
+                }
                 if (mr_json_set_str(item, "name", json_object_get_string(name)) < 0 ||
                     json_object_object_add(item, "entry", json_object_get(entry)) < 0 ||
                     mr_json_set_int(item, "src", (int64_t)src) < 0 || mr_json_set_int(item, "index", (int64_t)i) < 0)

@@ -48,7 +48,7 @@
  *   "/home/a/.kube/config: users[1].user.client-key-data: not valid base64".
  *
  * The loaded KubeConfig is plain data, owned by the caller; it does not read
- * files later — token rotation is handled by KubeCredentials in kube.h,
+ * files later — token rotation is handled by KubeCredentials below,
  * which re-reads token_file when it changes.
  */
 #pragma once
@@ -164,6 +164,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(KubeCredentials *, kube_credentials_free);
  * (empty) reading the token file, -MR_ECONFIG when an exec plugin cannot be
  * started, fails, times out or prints an invalid ExecCredential (err names
  * the command and what was wrong), -ENOMEM. Tokens never appear in err.
+ *
+ * A static token or token_file wins over exec, and so do a client
+ * certificate and basic auth (client-go): then the plugin never runs. When
+ * it does run, this call blocks until it exits (at most the exec timeout);
+ * token files never block. The plugin is reaped with waitpid() on its pid,
+ * so SIGCHLD must not be SIG_IGN.
  */
 int kube_credentials_get(KubeCredentials *k, KubeCredential *ret, MrError *err);
 
