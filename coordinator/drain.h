@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * drain.h — empty a group of (already cordoned) nodes through the Eviction
+ * API, on the coordinator's event loop.
+ *
+ * The algorithm is kubectl drain's (shared/reference/kubernetes-api.md §7.5)
+ * with the flags meshroll always uses (--ignore-daemonsets, and
+ * --delete-emptydir-data / --force from the spec), made faster and
+ * observable:
+ *
+ *   1. List the pods of every node (fieldSelector spec.nodeName=N, plus the
+ *      spec's podSelector) and classify each, in kubectl's order: finished
+ *      pods are deleted; DaemonSet pods are skipped (their DaemonSet must
+ *      exist, else they are an error unless force); mirror pods
+ *      (kubernetes.io/config.mirror) are skipped; pods with emptyDir volumes
+ *      are an error unless deleteEmptyDirData; pods with no controller are an
+ *      error unless force. Any error stops the drain before a single eviction
+ *      (like kubectl), naming every offending pod.
+ *   2. Evict the rest (POST pods/P/eviction, policy/v1), at most
+ *      `concurrency` in flight. 429 (a PodDisruptionBudget says no) is
+ *      retried with jittered backoff until the drain timeout, and the
+ *      blocking PDB is named in the progress; 404 means already gone; 500
+ *      "more than one PodDisruptionBudget" is an error for that pod.
+ *   3. Wait for each evicted pod to be gone — deleted, or replaced by a pod
+ *      of the same name with another UID — by watching each node's pods
+ *      rather than polling every second as kubectl does.
+ *
+ * Cordoning, marking and uncordoning are the caller's steps, not this
+ * module's. Nothing here logs: progress and results go to the callbacks.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "meshroll/kube.h"
+
+typedef struct DrainOptions {
+        usec_t timeout;               /* whole drain; 0 = none */
+        unsigned concurrency;         /* evictions in flight, 0 → 10 */
+        int64_t grace_period_seconds; /* < 0: each pod's own */
+        const char *pod_selector;     /* label selector string, or NULL for all pods */
+        bool delete_emptydir_data;
+        bool force;                   /* also delete pods no controller manages */
+        usec_t retry_base, retry_cap; /* 429 backoff, 0 → 1 s, 10 s */
+} DrainOptions;
+
+typedef struct DrainProgress {
+        unsigned total;               /* pods to evict or delete */
+        unsigned skipped;             /* DaemonSet and mirror pods left alone */
+        unsigned evicting;            /* eviction requests in flight or waiting to retry */
+        unsigned blocked;             /* of those, last answered 429 */
+        unsigned terminating;         /* evicted, not gone yet */
+        unsigned gone;
+        char blocking_pdb[256];       /* "ns/name" of a PDB blocking an eviction now, or "" */
+        char blocked_pod[256];        /* "ns/name" of a pod it blocks, or "" */
+} DrainProgress;
+
+typedef struct Drain Drain;
+
+/* Called whenever progress changes (at most once per event-loop iteration). May be NULL. */
+typedef void (*drain_progress_t)(Drain *d, const DrainProgress *p, void *userdata);
+/*
+ * Called once when the drain ends: error 0 when every pod to evict is gone;
+ * -ETIMEDOUT at the drain timeout (p says what was still blocked);
+ * -MR_ECONFIG when pods cannot be drained with these options (message names
+ * them; nothing was evicted); another negative error when the API failed
+ * beyond its retries. message is a sentence for logs and Events. After the
+ * callback the Drain is inert; free it with drain_free (may be done inside).
+ */
+typedef void (*drain_done_t)(Drain *d, int error, const DrainProgress *p, const char *message, void *userdata);
+
+/*
+ * Starts draining nodes (NULL-terminated, copied) on e with client (both
+ * borrowed; client attached to e). Returns 0 and the handle, or -ENOMEM /
+ * -EINVAL (no nodes). All results arrive through on_done.
+ */
+int drain_start(KubeClient *client, sd_event *e, const char *const *nodes, const DrainOptions *o,
+                drain_progress_t on_progress, drain_done_t on_done, void *userdata, Drain **ret);
+void drain_get_progress(const Drain *d, DrainProgress *ret);
+/* Cancels whatever is in flight (no callback) and frees. Accepts NULL. Returns NULL. */
+Drain *drain_free(Drain *d);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Drain *, drain_free);
