@@ -977,9 +977,10 @@ static int verb_of(const SimRequest *req, const Route *rt)
 {
         const char *m = req->method;
         const char *w = query(req, "watch");
+        if (streq(m, "GET") && (streq_ptr(w, "true") || streq_ptr(w, "1")) && isempty(rt->sub))
+                return SIM_VERB_WATCH; /* also GET …/NAME?watch=true, the deprecated single-object watch */
         if (streq(m, "GET"))
-                return isempty(rt->name) ? (streq_ptr(w, "true") || streq_ptr(w, "1") ? SIM_VERB_WATCH : SIM_VERB_LIST)
-                                         : SIM_VERB_GET;
+                return isempty(rt->name) ? SIM_VERB_LIST : SIM_VERB_GET;
         if (streq(m, "POST"))
                 return SIM_VERB_CREATE;
         if (streq(m, "PUT"))
