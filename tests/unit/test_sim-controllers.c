@@ -474,6 +474,30 @@ static void test_eviction_unready(void **state)
         assert_string_equal(denial.cause, "The disruption budget web is still being processed by the server.");
 }
 
+/* The real thread, on the real clock sped up 200×: pods turn Ready without anyone calling settle. */
+static void test_thread(void **state)
+{
+        SimClock clock;
+        SimStore *store;
+        SimControllers *ctl;
+        Env e = {};
+        sim_clock_init(&clock, NULL, 200.0);
+        assert_int_equal(sim_store_new(&clock, -1, &store), 0);
+        SimControllersOptions o = { .seed = 3, .clock = &clock };
+        assert_int_equal(sim_controllers_start(store, &o, &ctl), 0);
+        e.store = store;
+        add_nodes(&e, 2);
+        create(&e, &SIM_DEPLOYMENTS, WEB_DEPLOYMENT);
+        int ready = 0;
+        for (int i = 0; i < 500 && ready < 3; i++) {
+                usleep(10000);
+                ready = count_pods(&e, "shop", NULL).ready;
+        }
+        assert_int_equal(ready, 3);
+        assert_null(sim_controllers_stop(ctl));
+        sim_store_free(store);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -484,6 +508,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_rollout_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_eviction_unready, setup, teardown),
+                cmocka_unit_test(test_thread),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
