@@ -1,0 +1,510 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * spec.c — reading and validating a Rollout (see spec.h for the document).
+ *
+ * Each field is read by a small typed reader that knows the field's full
+ * path, so an error always says where ("spec.drain.timeout") and what was
+ * expected. Objects are checked against their list of known keys first:
+ * an unknown key is an error, and its message lists the keys allowed there.
+ */
+#include <stdio.h>
+
+#include "meshroll/fileio.h"
+#include "meshroll/json-util.h"
+#include "meshroll/selector.h"
+#include "meshroll/yaml-json.h"
+#include "spec.h"
+
+#define SPEC_FILE_MAX (1u << 20)
+#define NAME_MAX_LEN 253
+
+const char *gate_action_to_string(GateAction a)
+{
+        switch (a) {
+        case GATE_PAUSE:
+                return "pause";
+        case GATE_PROCEED:
+                return "proceed";
+        case GATE_ROLLBACK:
+                return "rollback";
+        }
+        return "unknown";
+}
+
+static const char *type_name(json_object *v)
+{
+        switch (json_object_get_type(v)) {
+        case json_type_null:
+                return "null";
+        case json_type_boolean:
+                return "a boolean";
+        case json_type_double:
+                return "a number";
+        case json_type_int:
+                return "an integer";
+        case json_type_object:
+                return "a mapping";
+        case json_type_array:
+                return "a list";
+        case json_type_string:
+                return "a string";
+        }
+        return "something else";
+}
+
+static int bad(MrError *err, const char *path, const char *key, const char *fmt_expected, json_object *got)
+{
+        /* Top-level fields have the empty path: "spec: …", not ".spec: …". */
+        return mr_error_set(err, MR_ECONFIG, "%s%s%s: expected %s, got %s", path, key && path[0] ? "." : "",
+                            strempty(key), fmt_expected, got ? type_name(got) : "nothing");
+}
+
+/* An optional object at o[key] (NULL when absent or null); anything else is an error. */
+static int get_object(json_object *o, const char *key, const char *path, json_object **ret, MrError *err)
+{
+        json_object *v = NULL;
+        *ret = NULL;
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return 0;
+        if (!json_object_is_type(v, json_type_object))
+                return bad(err, path, key, "a mapping", v);
+        *ret = v;
+        return 0;
+}
+
+static int check_keys(json_object *o, const char *path, const char *const *allowed, MrError *err)
+{
+        json_object_object_foreach(o, key, val)
+        {
+                (void)val;
+                bool ok = false;
+                for (size_t i = 0; allowed[i] && !ok; i++)
+                        ok = streq(key, allowed[i]);
+                if (ok)
+                        continue;
+                char list[512] = "";
+                size_t n = 0;
+                for (size_t i = 0; allowed[i]; i++)
+                        n += (size_t)snprintf(list + MIN(n, sizeof(list) - 1), sizeof(list) - MIN(n, sizeof(list) - 1),
+                                              "%s%s", i ? ", " : "", allowed[i]);
+                return mr_error_set(err, MR_ECONFIG, "%s%s%s: unknown field (known here: %s)", path, path[0] ? "." : "",
+                                    key, list);
+        }
+        return 0;
+}
+
+static int get_string(json_object *o, const char *key, const char *path, char **ret, MrError *err)
+{
+        json_object *v = NULL;
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return 0;
+        if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
+                return bad(err, path, key, "a non-empty string", v);
+        char *s = strdup(json_object_get_string(v));
+        if (!s)
+                return mr_error_set(err, -ENOMEM, "out of memory");
+        free(*ret);
+        *ret = s;
+        return 0;
+}
+
+static int get_bool(json_object *o, const char *key, const char *path, bool *ret, MrError *err)
+{
+        json_object *v = NULL;
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return 0;
+        if (!json_object_is_type(v, json_type_boolean))
+                return bad(err, path, key, "true or false", v);
+        *ret = json_object_get_boolean(v);
+        return 0;
+}
+
+static int get_int(json_object *o, const char *key, const char *path, int64_t min, int64_t max, int64_t *ret,
+                   MrError *err)
+{
+        json_object *v = NULL;
+        char expected[96];
+
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return 0;
+        snprintf(expected, sizeof(expected), "an integer from %lld to %lld", (long long)min, (long long)max);
+        if (!json_object_is_type(v, json_type_int))
+                return bad(err, path, key, expected, v);
+        int64_t n = json_object_get_int64(v);
+        if (n < min || n > max)
+                return mr_error_set(err, MR_ECONFIG, "%s.%s: expected %s, got %lld", path, key, expected,
+                                    (long long)n);
+        *ret = n;
+        return 0;
+}
+
+static int get_uint(json_object *o, const char *key, const char *path, unsigned min, unsigned max, unsigned *ret,
+                    MrError *err)
+{
+        int64_t v = *ret;
+        int r = get_int(o, key, path, min, max, &v, err);
+        if (r >= 0)
+                *ret = (unsigned)v;
+        return r;
+}
+
+/* "90s", "5m", "1h30m", or integer seconds. */
+static int get_duration(json_object *o, const char *key, const char *path, usec_t max, usec_t *ret, MrError *err)
+{
+        json_object *v = NULL;
+        usec_t d;
+
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return 0;
+        if (json_object_is_type(v, json_type_int)) {
+                int64_t n = json_object_get_int64(v);
+                if (n < 0 || (usec_t)n > max / USEC_PER_SEC)
+                        return mr_error_set(err, MR_ECONFIG, "%s.%s: expected a duration from 0 to %llus, got %lld",
+                                            path, key, (unsigned long long)(max / USEC_PER_SEC), (long long)n);
+                *ret = (usec_t)n * USEC_PER_SEC;
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_string))
+                return bad(err, path, key, "a duration such as \"90s\" or \"5m\" (or integer seconds)", v);
+        if (mr_duration_parse(json_object_get_string(v), &d) < 0 || d > max)
+                return mr_error_set(err, MR_ECONFIG,
+                                    "%s.%s: expected a duration such as \"90s\" or \"5m\" up to %llus, got \"%s\"",
+                                    path, key, (unsigned long long)(max / USEC_PER_SEC), json_object_get_string(v));
+        *ret = d;
+        return 0;
+}
+
+/* A list of non-empty strings into a NULL-terminated array (replacing *ret). */
+static int get_string_list(json_object *o, const char *key, const char *path, char ***ret, MrError *err)
+{
+        json_object *v = NULL;
+        _cleanup_strv_free_ char **l = NULL;
+
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return 0;
+        if (!json_object_is_type(v, json_type_array))
+                return bad(err, path, key, "a list of strings", v);
+        size_t n = json_object_array_length(v);
+        l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return mr_error_set(err, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(v, i);
+                if (!json_object_is_type(e, json_type_string) || json_object_get_string_len(e) == 0)
+                        return mr_error_set(err, MR_ECONFIG, "%s.%s[%zu]: expected a non-empty string, got %s", path,
+                                            key, i, type_name(e));
+                for (size_t j = 0; j < i; j++)
+                        if (streq(l[j], json_object_get_string(e)))
+                                return mr_error_set(err, MR_ECONFIG, "%s.%s[%zu]: \"%s\" is listed twice", path, key,
+                                                    i, l[j]);
+                if (!(l[i] = strdup(json_object_get_string(e))))
+                        return mr_error_set(err, -ENOMEM, "out of memory");
+        }
+        strv_free(*ret);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int check_selector(const char *s, const char *path, MrError *err)
+{
+        _cleanup_(mr_selector_freep) MrSelector *sel = NULL;
+        MrError e = {};
+        if (!s)
+                return 0;
+        if (mr_selector_parse(s, &sel, &e) < 0)
+                return mr_error_set(err, MR_ECONFIG, "%s: not a valid label selector: %s", path, e.message);
+        return 0;
+}
+
+static int read_target(RolloutSpec *s, json_object *spec, MrError *err)
+{
+        static const char *const keys[] = { "namespace", "daemonSet", NULL };
+        json_object *t;
+        int r;
+
+        if ((r = get_object(spec, "target", "spec", &t, err)) < 0 || !t)
+                return r;
+        if ((r = check_keys(t, "spec.target", keys, err)) < 0 ||
+            (r = get_string(t, "namespace", "spec.target", &s->target_namespace, err)) < 0 ||
+            (r = get_string(t, "daemonSet", "spec.target", &s->target_daemonset, err)) < 0)
+                return r;
+        return 0;
+}
+
+static int read_lists(RolloutSpec *s, json_object *list, MrError *err)
+{
+        static const char *const keys[] = { "name", "nodes", NULL };
+        size_t n = json_object_array_length(list);
+        char path[64];
+        int r;
+
+        if (n == 0)
+                return mr_error_set(err, MR_ECONFIG, "spec.groups.list: expected at least one group");
+        s->lists = calloc(n, sizeof(NodeList));
+        if (!s->lists)
+                return mr_error_set(err, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                json_object *g = json_object_array_get_idx(list, i);
+                snprintf(path, sizeof(path), "spec.groups.list[%zu]", i);
+                if (!json_object_is_type(g, json_type_object))
+                        return bad(err, path, NULL, "a mapping with name and nodes", g);
+                s->n_lists++;
+                if ((r = check_keys(g, path, keys, err)) < 0 ||
+                    (r = get_string(g, "name", path, &s->lists[i].name, err)) < 0 ||
+                    (r = get_string_list(g, "nodes", path, &s->lists[i].nodes, err)) < 0)
+                        return r;
+                if (!s->lists[i].name)
+                        return mr_error_set(err, MR_ECONFIG, "%s.name: required", path);
+                if (!s->lists[i].nodes || !s->lists[i].nodes[0])
+                        return mr_error_set(err, MR_ECONFIG, "%s.nodes: expected at least one node", path);
+                for (size_t j = 0; j < i; j++) {
+                        if (streq(s->lists[j].name, s->lists[i].name))
+                                return mr_error_set(err, MR_ECONFIG, "%s.name: group \"%s\" is defined twice", path,
+                                                    s->lists[i].name);
+                        for (char **a = s->lists[i].nodes; *a; a++)
+                                for (char **b = s->lists[j].nodes; *b; b++)
+                                        if (streq(*a, *b))
+                                                return mr_error_set(err, MR_ECONFIG,
+                                                                    "%s.nodes: node \"%s\" is already in group \"%s\"",
+                                                                    path, *a, s->lists[j].name);
+                }
+        }
+        return 0;
+}
+
+static int read_groups(RolloutSpec *s, json_object *spec, MrError *err)
+{
+        static const char *const keys[] = { "nodeSelector", "canary", "byLabel", "order", "size", "percent", "list",
+                                             NULL };
+        json_object *g, *list = NULL;
+        unsigned modes = 0;
+        int r;
+
+        if ((r = get_object(spec, "groups", "spec", &g, err)) < 0 || !g)
+                return r;
+        if ((r = check_keys(g, "spec.groups", keys, err)) < 0 ||
+            (r = get_string(g, "nodeSelector", "spec.groups", &s->node_selector, err)) < 0 ||
+            (r = check_selector(s->node_selector, "spec.groups.nodeSelector", err)) < 0 ||
+            (r = get_uint(g, "canary", "spec.groups", 0, 10000, &s->canary, err)) < 0 ||
+            (r = get_string(g, "byLabel", "spec.groups", &s->by_label, err)) < 0 ||
+            (r = get_string_list(g, "order", "spec.groups", &s->order, err)) < 0)
+                return r;
+
+        if (json_object_object_get_ex(g, "size", NULL)) {
+                modes++;
+                s->mode = GROUPING_SIZE;
+                if ((r = get_uint(g, "size", "spec.groups", 1, 100000, &s->size, err)) < 0)
+                        return r;
+        }
+        if (json_object_object_get_ex(g, "percent", NULL)) {
+                modes++;
+                s->mode = GROUPING_PERCENT;
+                if ((r = get_uint(g, "percent", "spec.groups", 1, 100, &s->percent, err)) < 0)
+                        return r;
+        }
+        if (s->by_label) {
+                modes++;
+                s->mode = GROUPING_LABEL;
+        }
+        if (json_object_object_get_ex(g, "list", &list) && list) {
+                modes++;
+                s->mode = GROUPING_LIST;
+                if (!json_object_is_type(list, json_type_array))
+                        return bad(err, "spec.groups", "list", "a list of {name, nodes}", list);
+                if ((r = read_lists(s, list, err)) < 0)
+                        return r;
+        }
+        if (modes > 1)
+                return mr_error_set(err, MR_ECONFIG,
+                                    "spec.groups: byLabel, size, percent and list are alternatives; give one");
+        if (s->order && s->mode != GROUPING_LABEL)
+                return mr_error_set(err, MR_ECONFIG, "spec.groups.order: only applies with byLabel");
+        if (s->canary > 0 && s->mode == GROUPING_LIST)
+                return mr_error_set(err, MR_ECONFIG,
+                                    "spec.groups.canary: with list, make the first list entry the canary group");
+        return 0;
+}
+
+static int read_drain(RolloutSpec *s, json_object *spec, MrError *err)
+{
+        static const char *const keys[] = { "timeout", "concurrency", "gracePeriodSeconds", "podSelector",
+                                             "deleteEmptyDirData", "force", NULL };
+        json_object *d;
+        int r;
+
+        if ((r = get_object(spec, "drain", "spec", &d, err)) < 0 || !d)
+                return r;
+        if ((r = check_keys(d, "spec.drain", keys, err)) < 0 ||
+            (r = get_duration(d, "timeout", "spec.drain", 24 * 3600 * USEC_PER_SEC, &s->drain_timeout, err)) < 0 ||
+            (r = get_uint(d, "concurrency", "spec.drain", 1, 1000, &s->drain_concurrency, err)) < 0 ||
+            (r = get_int(d, "gracePeriodSeconds", "spec.drain", 0, 86400, &s->grace_period_seconds, err)) < 0 ||
+            (r = get_string(d, "podSelector", "spec.drain", &s->pod_selector, err)) < 0 ||
+            (r = check_selector(s->pod_selector, "spec.drain.podSelector", err)) < 0 ||
+            (r = get_bool(d, "deleteEmptyDirData", "spec.drain", &s->delete_emptydir_data, err)) < 0 ||
+            (r = get_bool(d, "force", "spec.drain", &s->force, err)) < 0)
+                return r;
+        return 0;
+}
+
+static int read_gate(RolloutSpec *s, json_object *spec, MrError *err)
+{
+        static const char *const keys[] = { "threshold", "timeout", "onTimeout", "agentNamespace", NULL };
+        _cleanup_free_ char *action = NULL;
+        json_object *g;
+        int r;
+
+        if ((r = get_object(spec, "connectionGate", "spec", &g, err)) < 0 || !g)
+                return r;
+        if ((r = check_keys(g, "spec.connectionGate", keys, err)) < 0 ||
+            (r = get_uint(g, "threshold", "spec.connectionGate", 0, 1000000, &s->gate_threshold, err)) < 0 ||
+            (r = get_duration(g, "timeout", "spec.connectionGate", 24 * 3600 * USEC_PER_SEC, &s->gate_timeout, err)) <
+                    0 ||
+            (r = get_string(g, "onTimeout", "spec.connectionGate", &action, err)) < 0 ||
+            (r = get_string(g, "agentNamespace", "spec.connectionGate", &s->agent_namespace, err)) < 0)
+                return r;
+        if (!action)
+                return 0;
+        if (streq(action, "pause"))
+                s->gate_action = GATE_PAUSE;
+        else if (streq(action, "proceed"))
+                s->gate_action = GATE_PROCEED;
+        else if (streq(action, "rollback"))
+                s->gate_action = GATE_ROLLBACK;
+        else
+                return mr_error_set(err, MR_ECONFIG,
+                                    "spec.connectionGate.onTimeout: expected one of proceed, pause, rollback; got \"%s\"",
+                                    action);
+        return 0;
+}
+
+static int read_readiness(RolloutSpec *s, json_object *spec, MrError *err)
+{
+        static const char *const keys[] = { "timeout", "minReadySeconds", NULL };
+        json_object *o;
+        int64_t min_ready = -1;
+        int r;
+
+        if ((r = get_object(spec, "readiness", "spec", &o, err)) < 0 || !o)
+                return r;
+        if ((r = check_keys(o, "spec.readiness", keys, err)) < 0 ||
+            (r = get_duration(o, "timeout", "spec.readiness", 24 * 3600 * USEC_PER_SEC, &s->readiness_timeout, err)) <
+                    0 ||
+            (r = get_int(o, "minReadySeconds", "spec.readiness", 0, 3600, &min_ready, err)) < 0)
+                return r;
+        if (min_ready >= 0)
+                s->min_ready = (usec_t)min_ready * USEC_PER_SEC;
+        return 0;
+}
+
+static int spec_defaults(RolloutSpec *s)
+{
+        s->target_namespace = strdup("istio-system");
+        s->target_daemonset = strdup("ztunnel");
+        s->agent_namespace = strdup("meshroll");
+        if (!s->target_namespace || !s->target_daemonset || !s->agent_namespace)
+                return -ENOMEM;
+        s->mode = GROUPING_SIZE;
+        s->size = 1;
+        s->drain_timeout = 10 * USEC_PER_MINUTE;
+        s->drain_concurrency = 10;
+        s->grace_period_seconds = -1;
+        s->delete_emptydir_data = true;
+        s->gate_timeout = 5 * USEC_PER_MINUTE;
+        s->gate_action = GATE_PAUSE;
+        s->readiness_timeout = 5 * USEC_PER_MINUTE;
+        s->min_ready = 30 * USEC_PER_SEC;
+        s->soak = USEC_PER_MINUTE;
+        return 0;
+}
+
+int rollout_spec_from_json(json_object *doc, RolloutSpec **ret, MrError *err)
+{
+        static const char *const top_keys[] = { "apiVersion", "kind", "metadata", "spec", "status", NULL };
+        static const char *const spec_keys[] = { "paused", "target", "groups", "drain", "connectionGate",
+                                                 "readiness", "soak", NULL };
+        _cleanup_(rollout_spec_freep) RolloutSpec *s = NULL;
+        json_object *spec = NULL, *meta = NULL;
+        const char *v;
+        int r;
+
+        if (!json_object_is_type(doc, json_type_object))
+                return mr_error_set(err, MR_ECONFIG, "expected a Rollout document (a mapping), got %s", type_name(doc));
+        if ((r = check_keys(doc, "", top_keys, err)) < 0)
+                return r;
+        v = mr_json_get_str(doc, "apiVersion", NULL);
+        if (!streq_ptr(v, "meshroll.io/v1alpha1"))
+                return mr_error_set(err, MR_ECONFIG, "apiVersion: expected \"meshroll.io/v1alpha1\", got \"%s\"",
+                                    strna(v));
+        v = mr_json_get_str(doc, "kind", NULL);
+        if (!streq_ptr(v, "Rollout"))
+                return mr_error_set(err, MR_ECONFIG, "kind: expected \"Rollout\", got \"%s\"", strna(v));
+
+        s = calloc(1, sizeof(*s));
+        if (!s || spec_defaults(s) < 0)
+                return mr_error_set(err, -ENOMEM, "out of memory");
+
+        if ((r = get_object(doc, "metadata", "", &meta, err)) < 0)
+                return r;
+        if (!meta || (r = get_string(meta, "name", "metadata", &s->name, err)) < 0 || !s->name)
+                return r < 0 ? r : mr_error_set(err, MR_ECONFIG, "metadata.name: required");
+        if (strlen(s->name) > NAME_MAX_LEN)
+                return mr_error_set(err, MR_ECONFIG, "metadata.name: longer than %d characters", NAME_MAX_LEN);
+
+        if ((r = get_object(doc, "spec", "", &spec, err)) < 0)
+                return r;
+        if (!spec)
+                return mr_error_set(err, MR_ECONFIG, "spec: required");
+        if ((r = check_keys(spec, "spec", spec_keys, err)) < 0 ||
+            (r = get_bool(spec, "paused", "spec", &s->paused, err)) < 0 || (r = read_target(s, spec, err)) < 0 ||
+            (r = read_groups(s, spec, err)) < 0 || (r = read_drain(s, spec, err)) < 0 ||
+            (r = read_gate(s, spec, err)) < 0 || (r = read_readiness(s, spec, err)) < 0 ||
+            (r = get_duration(spec, "soak", "spec", 24 * 3600 * USEC_PER_SEC, &s->soak, err)) < 0)
+                return r;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int rollout_spec_load_file(const char *path, RolloutSpec **ret, MrError *err)
+{
+        _cleanup_free_ char *data = NULL;
+        _cleanup_(json_object_putp) json_object *doc = NULL;
+        size_t size;
+        int r;
+
+        r = mr_read_file(path, SPEC_FILE_MAX, &data, &size);
+        if (r == -MR_ETOOBIG)
+                return mr_error_set(err, MR_ECONFIG, "%s: larger than %u bytes", path, SPEC_FILE_MAX);
+        if (r < 0)
+                return mr_error_set(err, r, "%s: %s", path, mr_strerror(r));
+        r = mr_yaml_parse(data, size, &doc, err);
+        if (r < 0) {
+                mr_error_prefix(err, "%s", path);
+                return r == -MR_EPARSE ? -MR_ECONFIG : r;
+        }
+        r = rollout_spec_from_json(doc, ret, err);
+        if (r < 0)
+                mr_error_prefix(err, "%s", path);
+        return r;
+}
+
+RolloutSpec *rollout_spec_free(RolloutSpec *s)
+{
+        if (!s)
+                return NULL;
+        free(s->name);
+        free(s->target_namespace);
+        free(s->target_daemonset);
+        free(s->node_selector);
+        free(s->by_label);
+        strv_free(s->order);
+        for (size_t i = 0; i < s->n_lists; i++) {
+                free(s->lists[i].name);
+                strv_free(s->lists[i].nodes);
+        }
+        free(s->lists);
+        free(s->pod_selector);
+        free(s->agent_namespace);
+        free(s);
+        return NULL;
+}
