@@ -15,6 +15,17 @@ int mr_json_parse(const char *data, size_t size, size_t max_size, json_object **
                 return -MR_ETOOBIG;
         if (size > INT32_MAX)
                 return -MR_ETOOBIG;
+        /*
+         * RFC 8259 allows no control characters but whitespace between tokens,
+         * and none unescaped in strings; json-c lets some through (and a NUL
+         * would end its input early), so they are refused here. Raw tab, CR and
+         * LF inside strings are tolerated, as json-c does.
+         */
+        for (size_t i = 0; i < size; i++) {
+                unsigned char c = (unsigned char)data[i];
+                if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+                        return -EBADMSG;
+        }
 
         json_tokener *tok = json_tokener_new_ex(MR_JSON_MAX_DEPTH);
         if (!tok)
@@ -24,16 +35,24 @@ int mr_json_parse(const char *data, size_t size, size_t max_size, json_object **
         json_object *o = json_tokener_parse_ex(tok, data, (int)size);
         enum json_tokener_error jerr = json_tokener_get_error(tok);
         size_t consumed = json_tokener_get_parse_end(tok);
+        if (!o && jerr == json_tokener_continue) {
+                /*
+                 * A top-level number or literal ("0", "true") is only complete once
+                 * the tokener sees the end: json-c's end-of-input is a NUL byte.
+                 */
+                o = json_tokener_parse_ex(tok, "", 1);
+                jerr = json_tokener_get_error(tok);
+                consumed = size;
+        }
         json_tokener_free(tok);
 
-        if (!o && jerr == json_tokener_success) /* the literal null */
-                return -EBADMSG;
         if (!o || jerr != json_tokener_success) {
+                /* A NULL object with success is the literal null: no API body is that. */
                 json_object_put(o);
                 return -EBADMSG;
         }
         for (size_t i = consumed; i < size; i++)
-                if (!strchr(" \t\r\n", data[i])) {
+                if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r' && data[i] != '\n') {
                         json_object_put(o);
                         return -EBADMSG;
                 }

@@ -34,6 +34,38 @@ static void test_parse_rejects(void **state)
         assert_ptr_equal(o, (json_object *)0x1); /* untouched on failure */
 }
 
+static void test_parse_scalars_and_control_bytes(void **state)
+{
+        /* Top-level scalars end at the end of input (json-c alone waits for more). */
+        static const char *ok[] = { "0", "12.5", "-0.5e3 ", "true", "false", "\"s\"", " 7\n" };
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+                _cleanup_(json_object_putp) json_object *o = NULL;
+                if (PARSE(ok[i], &o) != 0)
+                        fail_msg("\"%s\" should parse", ok[i]);
+        }
+        _cleanup_(json_object_putp) json_object *n = NULL;
+        assert_int_equal(PARSE("-0.5e3", &n), 0);
+        assert_true(json_object_get_double(n) == -500.0);
+
+        static const struct {
+                const char *data;
+                size_t size;
+        } bad[] = {
+                { "{}\0", 3 },            /* a NUL is not whitespace */
+                { "{\"a\":\"x\x01y\"}", 11 }, /* raw control byte in a string */
+                { "\x1b[1m{}", 7 },
+                { "1 2", 3 },
+                { "12a", 3 },
+                { "[1,]", 4 },
+                { "tru", 3 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                json_object *o = NULL;
+                if (mr_json_parse(bad[i].data, bad[i].size, 1 << 20, &o) != -EBADMSG)
+                        fail_msg("bad case %zu parsed", i);
+        }
+}
+
 static void test_getters(void **state)
 {
         _cleanup_(json_object_putp) json_object *o = NULL;
@@ -92,6 +124,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_ok_and_trailing_space),
                 cmocka_unit_test(test_parse_rejects),
+                cmocka_unit_test(test_parse_scalars_and_control_bytes),
                 cmocka_unit_test(test_getters),
                 cmocka_unit_test(test_ensure_and_set),
                 cmocka_unit_test(test_copy_and_equal),

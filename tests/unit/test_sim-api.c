@@ -424,7 +424,7 @@ static void test_delete(void **state)
         snprintf(uid, sizeof(uid), "%s", mr_json_get_str(r.json, "metadata", "uid", NULL));
         reply_done(&r);
         r = req("DELETE", "/api/v1/namespaces/shop/configmaps/cm", "application/json",
-                "{\"preconditions\":{\"uid\":\"wrong\"}}", 34, NULL);
+                "{\"preconditions\":{\"uid\":\"wrong\"}}", 33, NULL);
         assert_status(&r, 409, "Conflict", NULL);
         reply_done(&r);
         r = req("DELETE", "/api/v1/namespaces/shop/configmaps/cm?gracePeriodSeconds=0", NULL, NULL, 0, NULL);
