@@ -85,17 +85,16 @@ int mr_error_set(MrError *e, int err, const char *fmt, ...)
         return r;
 }
 
-int mr_error_prefix(MrError *e, const char *fmt, ...)
+void mr_error_prefix(MrError *e, const char *fmt, ...)
 {
         char prefix[512], old[sizeof(e->message)];
         va_list ap;
 
         if (!e)
-                return 0;
+                return;
         va_start(ap, fmt);
         (void)vsnprintf(prefix, sizeof(prefix), fmt, ap);
         va_end(ap);
         memcpy(old, e->message, sizeof(old));
         (void)snprintf(e->message, sizeof(e->message), "%s: %s", prefix, old);
-        return e->error;
 }

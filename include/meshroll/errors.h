@@ -51,8 +51,12 @@ typedef struct MrError {
  */
 int mr_error_set(MrError *e, int err, const char *fmt, ...) _printf_(3, 4);
 
-/* Prefixes an already-set message with "prefix: " (no-op for NULL e). Returns e->error. */
-int mr_error_prefix(MrError *e, const char *fmt, ...) _printf_(2, 3);
+/*
+ * Prefixes an already-set message with "prefix: " (no-op for NULL e). It
+ * returns nothing on purpose: with a NULL e there is no error to return, and
+ * `return mr_error_prefix(…)` would turn a failure into success.
+ */
+void mr_error_prefix(MrError *e, const char *fmt, ...) _printf_(2, 3);
 
 /*
  * Describes any meshroll error (negative or positive). Project codes get their

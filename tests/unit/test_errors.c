@@ -30,11 +30,12 @@ static void test_error_set_and_prefix(void **state)
         assert_int_equal(mr_error_set(&e, MR_ECONFIG, "users[%d].user.token: expected a string", 1), -MR_ECONFIG);
         assert_int_equal(e.error, -MR_ECONFIG);
         assert_string_equal(e.message, "users[1].user.token: expected a string");
-        assert_int_equal(mr_error_prefix(&e, "%s", "/home/a/.kube/config"), -MR_ECONFIG);
+        mr_error_prefix(&e, "%s", "/home/a/.kube/config");
+        assert_int_equal(e.error, -MR_ECONFIG);
         assert_string_equal(e.message, "/home/a/.kube/config: users[1].user.token: expected a string");
         /* NULL error object: only the return value. */
         assert_int_equal(mr_error_set(NULL, -EINVAL, "x"), -EINVAL);
-        assert_int_equal(mr_error_prefix(NULL, "x"), 0);
+        mr_error_prefix(NULL, "x"); /* must not crash */
 }
 
 static void test_error_message_truncates(void **state)
