@@ -8,7 +8,7 @@
  * tags, a ztunnel DaemonSet, gateways, namespace labels), any raw
  * Kubernetes objects, and the faults to inject. Loading it creates those
  * objects in the store (the controllers then create pods as usual).
- * The format is documented in docs/simulator.md; errors name the field
+ * The format is documented in docs/scenario.md; errors name the field
  * path ("nodes[3].labels: expected a mapping").
  */
 #pragma once
