@@ -330,9 +330,14 @@ const char *kube_watch_resource_version(const KubeWatch *w);
 /*
  * An incremental parser for newline-delimited watch events ({"type":…,
  * "object":…}\n). Feed it bytes in any split; it calls back once per
- * complete line. Blank lines are skipped. A line longer than max_line, or
- * one that is not a watch event, makes feed return -MR_ETOOBIG / -EBADMSG;
- * the parser is then unusable until reset.
+ * complete line. Blank lines are skipped. A line longer than max_line (0 →
+ * 16 MiB; a partial line counts as it grows), one that is not a watch event,
+ * or one holding a NUL byte makes feed return -MR_ETOOBIG / -EBADMSG.
+ * Errors are sticky: after a parse error, or after the callback returned a
+ * negative value, every feed returns that error until reset. Calling reset
+ * from inside the callback drops the rest of the chunk being fed. A last
+ * line without "\n" is never delivered (a watch stream ends every event
+ * with one; a cut-off line is a broken stream).
  */
 typedef struct KubeWatchParser KubeWatchParser;
 typedef int (*kube_watch_event_t)(KubeWatchEventType type, json_object *object, void *userdata);
