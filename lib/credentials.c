@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "meshroll/fileio.h"
 #include "meshroll/json-util.h"
 #include "meshroll/kubeconfig.h"
 #include "meshroll/time-util.h"
@@ -127,36 +128,6 @@ void kube_credentials_set_exec_limits(KubeCredentials *k, usec_t timeout, size_t
 
 /* ---- token file ----------------------------------------------------- */
 
-static int read_capped(const char *path, size_t max, char **ret, size_t *ret_size)
-{
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0;
-
-        if (fd < 0)
-                return -errno;
-        buf = malloc(max + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t k = read(fd, buf + n, max + 1 - n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                n += (size_t)k;
-                if (n > max)
-                        return -MR_ETOOBIG;
-        }
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        if (ret_size)
-                *ret_size = n;
-        return 0;
-}
-
 static int token_file_read(KubeCredentials *k, const struct stat *st, MrError *err)
 {
         const char *path = k->config->token_file;
@@ -164,7 +135,7 @@ static int token_file_read(KubeCredentials *k, const struct stat *st, MrError *e
         size_t n;
         int r;
 
-        r = read_capped(path, TOKEN_FILE_MAX, &buf, &n);
+        r = mr_read_file(path, TOKEN_FILE_MAX, &buf, &n);
         if (r == -MR_ETOOBIG)
                 return mr_error_set(err, r, "token file %s: larger than %u bytes", path, TOKEN_FILE_MAX);
         if (r < 0)
@@ -267,7 +238,7 @@ static int exec_info(const KubeConfig *c, const char *what, char **ret, MrError 
                 if (c->insecure_skip_tls_verify && mr_json_set_bool(cl, "insecure-skip-tls-verify", true) < 0)
                         return -ENOMEM;
                 if (!c->ca_data && c->ca_file) {
-                        int r = read_capped(c->ca_file, CA_FILE_MAX, &ca, &ca_size);
+                        int r = mr_read_file(c->ca_file, CA_FILE_MAX, &ca, &ca_size);
                         if (r < 0)
                                 return mr_error_set(err, -MR_ECONFIG, "%s: reading %s for provideClusterInfo: %s",
                                                     what, c->ca_file, mr_strerror(r));

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "kube-internal.h"
+#include "meshroll/fileio.h"
 #include "meshroll-config.h"
 
 #define DEFAULT_QPS 5.0
@@ -39,14 +40,6 @@
 
 /* ---- configuration copy ---------------------------------------------------------------- */
 
-static int dup_str(char **dst, const char *src)
-{
-        if (!src)
-                return 0;
-        *dst = strdup(src);
-        return *dst ? 0 : -ENOMEM;
-}
-
 static int dup_mem(char **dst, const char *src, size_t size)
 {
         if (!src)
@@ -59,98 +52,22 @@ static int dup_mem(char **dst, const char *src, size_t size)
         return 0;
 }
 
-static int dup_strv(char ***dst, char **src)
-{
-        size_t n = 0;
-        if (!src)
-                return 0;
-        while (src[n])
-                n++;
-        char **l = calloc(n + 1, sizeof(char *));
-        if (!l)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (!(l[i] = strdup(src[i]))) {
-                        strv_free(l);
-                        return -ENOMEM;
-                }
-        *dst = l;
-        return 0;
-}
-
-static int config_copy(const KubeConfig *s, KubeConfig **ret)
-{
-        _cleanup_(kube_config_freep) KubeConfig *d = calloc(1, sizeof(KubeConfig));
-        int r = 0;
-
-        if (!d)
-                return -ENOMEM;
-        d->insecure_skip_tls_verify = s->insecure_skip_tls_verify;
-        d->in_cluster = s->in_cluster;
-        d->ca_data_size = s->ca_data_size;
-        d->client_cert_data_size = s->client_cert_data_size;
-        d->client_key_data_size = s->client_key_data_size;
-        r |= dup_str(&d->server, s->server);
-        r |= dup_str(&d->tls_server_name, s->tls_server_name);
-        r |= dup_str(&d->ca_file, s->ca_file);
-        r |= dup_mem(&d->ca_data, s->ca_data, s->ca_data_size);
-        r |= dup_str(&d->token, s->token);
-        r |= dup_str(&d->token_file, s->token_file);
-        r |= dup_str(&d->client_cert_file, s->client_cert_file);
-        r |= dup_str(&d->client_key_file, s->client_key_file);
-        r |= dup_mem(&d->client_cert_data, s->client_cert_data, s->client_cert_data_size);
-        r |= dup_mem(&d->client_key_data, s->client_key_data, s->client_key_data_size);
-        r |= dup_str(&d->username, s->username);
-        r |= dup_str(&d->password, s->password);
-        r |= dup_str(&d->namespace, s->namespace);
-        r |= dup_str(&d->context_name, s->context_name);
-        r |= dup_str(&d->source, s->source);
-        if (s->exec) {
-                d->exec = calloc(1, sizeof(KubeExecConfig));
-                if (!d->exec)
-                        return -ENOMEM;
-                d->exec->provide_cluster_info = s->exec->provide_cluster_info;
-                r |= dup_str(&d->exec->command, s->exec->command);
-                r |= dup_strv(&d->exec->args, s->exec->args);
-                r |= dup_strv(&d->exec->env, s->exec->env);
-                r |= dup_str(&d->exec->api_version, s->exec->api_version);
-                r |= dup_str(&d->exec->interactive_mode, s->exec->interactive_mode);
-        }
-        if (r != 0)
-                return -ENOMEM;
-        *ret = TAKE_PTR(d);
-        return 0;
-}
-
 /* Reads a whole PEM file (capped). -MR_ECONFIG with a sentence on any failure. */
 static int read_pem(const char *path, const char *what, char **ret, size_t *ret_size, MrError *err)
 {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         _cleanup_free_ char *buf = NULL;
-        size_t n = 0;
+        size_t n;
+        int r;
 
-        if (fd < 0)
-                return mr_error_set(err, -MR_ECONFIG, "%s %s: cannot open: %s", what, path, strerror(errno));
-        buf = malloc(PEM_FILE_MAX + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t k = read(fd, buf + n, PEM_FILE_MAX + 1 - n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return mr_error_set(err, -MR_ECONFIG, "%s %s: cannot read: %s", what, path,
-                                            strerror(errno));
-                if (k == 0)
-                        break;
-                n += (size_t)k;
-                if (n > PEM_FILE_MAX)
-                        return mr_error_set(err, -MR_ECONFIG, "%s %s: larger than %u bytes", what, path,
-                                            PEM_FILE_MAX);
-        }
+        r = mr_read_file(path, PEM_FILE_MAX, &buf, &n);
+        if (r == -MR_ETOOBIG)
+                return mr_error_set(err, -MR_ECONFIG, "%s %s: larger than %u bytes", what, path, PEM_FILE_MAX);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return mr_error_set(err, -MR_ECONFIG, "%s %s: cannot read: %s", what, path, mr_strerror(r));
         if (n == 0)
                 return mr_error_set(err, -MR_ECONFIG, "%s %s: file is empty", what, path);
-        buf[n] = 0;
         *ret_size = n;
         *ret = TAKE_PTR(buf);
         return 0;
@@ -268,7 +185,7 @@ int kube_client_new(const KubeConfig *config, const KubeClientOptions *opts, Kub
                 return -ENOMEM;
         mr_ratelimit_init(&c->limiter, c->opts.qps, c->opts.burst, c->opts.clock);
 
-        r = config_copy(config, &c->config);
+        r = kube_config_copy(config, &c->config);
         if (r < 0)
                 return r;
         r = setup_url(c, err);

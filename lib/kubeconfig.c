@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "meshroll/fileio.h"
 #include "meshroll/json-util.h"
 #include "meshroll/kubeconfig.h"
 #include "meshroll/yaml-json.h"
@@ -40,41 +41,6 @@
 #define MAX_FILES 64
 
 /* ---- small helpers -------------------------------------------------- */
-
-static int read_file_capped(const char *path, size_t max, char **ret, size_t *ret_size)
-{
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0;
-        struct stat st;
-
-        if (fd < 0 || fstat(fd, &st) < 0)
-                return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)
-                return -MR_ETOOBIG;
-        buf = malloc(max + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t k = read(fd, buf + n, max + 1 - n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                n += (size_t)k;
-                if (n > max)
-                        return -MR_ETOOBIG;
-        }
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        if (ret_size)
-                *ret_size = n;
-        return 0;
-}
 
 static int b64_value(char c)
 {
@@ -853,6 +819,92 @@ KubeConfig *kube_config_free(KubeConfig *c)
         return NULL;
 }
 
+static int copy_str(char **dst, const char *src)
+{
+        if (!src)
+                return 0;
+        *dst = strdup(src);
+        return *dst ? 0 : -ENOMEM;
+}
+
+/* Copies size bytes and a NUL after them (PEM data is used as a C string too). */
+static int copy_mem(char **dst, const char *src, size_t size)
+{
+        if (!src)
+                return 0;
+        *dst = malloc(size + 1);
+        if (!*dst)
+                return -ENOMEM;
+        memcpy(*dst, src, size);
+        (*dst)[size] = 0;
+        return 0;
+}
+
+static int copy_strv(char ***dst, char **src)
+{
+        size_t n = 0;
+        if (!src)
+                return 0;
+        while (src[n])
+                n++;
+        char **l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!(l[i] = strdup(src[i]))) {
+                        strv_free(l);
+                        return -ENOMEM;
+                }
+        *dst = l;
+        return 0;
+}
+
+/* Kept beside kube_config_free so the two field lists change together. */
+int kube_config_copy(const KubeConfig *s, KubeConfig **ret)
+{
+        _cleanup_(kube_config_freep) KubeConfig *d = calloc(1, sizeof(KubeConfig));
+        int r = 0;
+
+        if (!d)
+                return -ENOMEM;
+        d->insecure_skip_tls_verify = s->insecure_skip_tls_verify;
+        d->in_cluster = s->in_cluster;
+        d->ca_data_size = s->ca_data_size;
+        d->client_cert_data_size = s->client_cert_data_size;
+        d->client_key_data_size = s->client_key_data_size;
+        r |= copy_str(&d->server, s->server);
+        r |= copy_str(&d->tls_server_name, s->tls_server_name);
+        r |= copy_str(&d->ca_file, s->ca_file);
+        r |= copy_mem(&d->ca_data, s->ca_data, s->ca_data_size);
+        r |= copy_str(&d->token, s->token);
+        r |= copy_str(&d->token_file, s->token_file);
+        r |= copy_str(&d->client_cert_file, s->client_cert_file);
+        r |= copy_str(&d->client_key_file, s->client_key_file);
+        r |= copy_mem(&d->client_cert_data, s->client_cert_data, s->client_cert_data_size);
+        r |= copy_mem(&d->client_key_data, s->client_key_data, s->client_key_data_size);
+        r |= copy_str(&d->username, s->username);
+        r |= copy_str(&d->password, s->password);
+        r |= copy_str(&d->namespace, s->namespace);
+        r |= copy_str(&d->context_name, s->context_name);
+        r |= copy_str(&d->source, s->source);
+        if (s->exec) {
+                d->exec = calloc(1, sizeof(KubeExecConfig));
+                if (!d->exec)
+                        return -ENOMEM;
+                d->exec->provide_cluster_info = s->exec->provide_cluster_info;
+                r |= copy_str(&d->exec->command, s->exec->command);
+                r |= copy_strv(&d->exec->args, s->exec->args);
+                r |= copy_strv(&d->exec->env, s->exec->env);
+                r |= copy_str(&d->exec->api_version, s->exec->api_version);
+                r |= copy_str(&d->exec->interactive_mode, s->exec->interactive_mode);
+                r |= copy_str(&d->exec->install_hint, s->exec->install_hint);
+        }
+        if (r != 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
 /* Data wins over files; a CA cannot be combined with insecure-skip-tls-verify (client-go refuses). */
 static int finish(KubeConfig *c, MrError *err)
 {
@@ -906,7 +958,7 @@ static int set_add_file(Set *s, const char *path, bool missing_ok)
         size_t size;
         int r;
 
-        r = read_file_capped(path, KUBECONFIG_MAX_SIZE, &data, &size);
+        r = mr_read_file(path, KUBECONFIG_MAX_SIZE, &data, &size);
         if (r == -ENOENT && missing_ok)
                 return -ENOENT;
         if (r == -MR_ETOOBIG)
@@ -953,7 +1005,7 @@ static int in_cluster(const KubeConfigOptions *o, KubeConfig **ret, char *why, s
                 _cleanup_free_ char *path = NULL;
                 if (asprintf(&path, "%s/namespace", dir) < 0)
                         return -ENOMEM;
-                r = read_file_capped(path, NAMESPACE_MAX + 16, &ns, NULL);
+                r = mr_read_file(path, NAMESPACE_MAX + 16, &ns, NULL);
                 if (r == -ENOMEM)
                         return r;
                 if (r >= 0) {

@@ -124,6 +124,9 @@ int kube_config_load(const KubeConfigOptions *opts, KubeConfig **ret, MrError *e
 int kube_config_load_data(const char *data, size_t size, const char *source_name, const char *context,
                           KubeConfig **ret, MrError *err);
 
+/* Deep copy (the client keeps its own). Returns 0 or -ENOMEM; *ret owned. */
+int kube_config_copy(const KubeConfig *c, KubeConfig **ret);
+
 KubeConfig *kube_config_free(KubeConfig *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(KubeConfig *, kube_config_free);
 

@@ -153,6 +153,20 @@ static void test_relative_paths_and_exec(void **state)
         assert_true(c->exec->provide_cluster_info);
         assert_null(c->exec->interactive_mode);
 
+        /* A copy carries every field (the client keeps its own copy). */
+        _cleanup_(kube_config_freep) KubeConfig *copy = NULL;
+        assert_int_equal(kube_config_copy(c, &copy), 0);
+        assert_ptr_not_equal(copy->exec, c->exec);
+        assert_string_equal(copy->server, c->server);
+        assert_string_equal(copy->exec->command, c->exec->command);
+        assert_string_equal(copy->exec->args[1], "value");
+        assert_null(copy->exec->args[2]);
+        assert_string_equal(copy->exec->env[1], "EMPTY=");
+        assert_string_equal(copy->exec->install_hint, "install the plugin");
+        assert_true(copy->exec->provide_cluster_info);
+        assert_null(copy->exec->interactive_mode);
+        assert_string_equal(strempty(copy->source), strempty(c->source));
+
         /* A bare command name is looked up in $PATH, not resolved. */
         _cleanup_(kube_config_freep) KubeConfig *p = data_ok(
                 BASE "users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, "
