@@ -257,8 +257,9 @@ static void test_pagination(void **state)
         for (int page = 0; page < 5; page++) {
                 json_object *items = mr_json_get(r.json, "items", NULL);
                 for (size_t i = 0; i < json_object_array_length(items); i++) {
-                        strcat(names, mr_json_get_str(json_object_array_get_idx(items, i), "metadata", "name", NULL));
-                        strcat(names, " ");
+                        size_t l = strlen(names);
+                        snprintf(names + l, sizeof(names) - l, "%s ",
+                                 mr_json_get_str(json_object_array_get_idx(items, i), "metadata", "name", NULL));
                 }
                 assert_string_equal(mr_json_get_str(r.json, "metadata", "resourceVersion", NULL), list_rv);
                 const char *cont = mr_json_get_str(r.json, "metadata", "continue", NULL);
