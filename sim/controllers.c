@@ -212,8 +212,14 @@ static void enqueue_owner(SimControllers *c, json_object *obj, const char *ns)
                 return;
         if (streq(kind, "DaemonSet"))
                 sim_controllers_enqueue(c, SIM_CTRL_DAEMONSET, ns, name);
-        else if (streq(kind, "ReplicaSet"))
+        else if (streq(kind, "ReplicaSet")) {
                 sim_controllers_enqueue(c, SIM_CTRL_REPLICASET, ns, name);
+                /* The Deployment too: Recreate waits for old pods to be gone, which no RS status shows. */
+                json_object *rs = sim_store_get(c->store, &SIM_REPLICASETS, ns, name);
+                json_object *dref = sim_controller_ref(rs);
+                if (dref && streq_ptr(mr_json_get_str(dref, "kind", NULL), "Deployment") && mr_json_get_str(dref, "name", NULL))
+                        sim_controllers_enqueue(c, SIM_CTRL_DEPLOYMENT, ns, mr_json_get_str(dref, "name", NULL));
+        }
         else if (streq(kind, "Deployment"))
                 sim_controllers_enqueue(c, SIM_CTRL_DEPLOYMENT, ns, name);
 }

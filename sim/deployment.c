@@ -441,19 +441,43 @@ static int rolling(DeploySync *d, int64_t max_surge, int64_t max_unavailable)
         return 0;
 }
 
+typedef struct OldPods {
+        DeploySync *d;
+        int64_t n;
+} OldPods;
+
+/* Counts pods of old ReplicaSets that have not finished, terminating ones included. */
+static int count_old_pod(json_object *pod, void *userdata)
+{
+        OldPods *o = userdata;
+        json_object *ref = sim_controller_ref(pod);
+        if (!ref || !streq_ptr(mr_json_get_str(ref, "kind", NULL), "ReplicaSet") || pod_terminal(pod))
+                return 0;
+        const char *uid = mr_json_get_str(ref, "uid", NULL);
+        for (size_t i = 0; i < json_object_array_length(o->d->rses); i++) {
+                json_object *rs = json_object_array_get_idx(o->d->rses, i);
+                if (rs != o->d->new_rs && streq_ptr(uid, mr_json_get_str(rs, "metadata", "uid", NULL))) {
+                        o->n++;
+                        break;
+                }
+        }
+        return 0;
+}
+
+/* Recreate: every old pod is gone (not just terminating) before the new ReplicaSet scales up. */
 static int recreate(DeploySync *d)
 {
-        int64_t old_pods = 0;
+        OldPods old = { .d = d };
         int r;
         for (size_t i = 0; i < json_object_array_length(d->rses); i++) {
                 json_object *rs = json_object_array_get_idx(d->rses, i);
-                if (rs == d->new_rs)
-                        continue;
-                old_pods += get_int(rs, 0, "status", "replicas", NULL);
-                if ((r = scale_rs(d, rs, 0)) < 0)
+                if (rs != d->new_rs && (r = scale_rs(d, rs, 0)) < 0)
                         return r;
         }
-        if (old_pods > 0)
+        r = sim_store_foreach(d->s, &SIM_PODS, d->ns, count_old_pod, &old);
+        if (r < 0)
+                return r;
+        if (old.n > 0)
                 return 0;
         return scale_rs(d, d->new_rs, d->replicas);
 }
