@@ -29,7 +29,8 @@ typedef enum LeaseStep {
 } LeaseStep;
 
 struct Agent {
-        AgentOptions opts;
+        AgentOptions opts; /* its strings point at the copies below */
+        char *node, *namespace, *proc_root;
         char *holder;
         char *lease_name;
         sd_event *event;
@@ -450,6 +451,17 @@ int agent_new(sd_event *e, KubeClient *client, const AgentOptions *o, Agent **re
         if (!a)
                 return mr_error_set(err, -ENOMEM, "out of memory");
         a->opts = *o;
+        /* The caller's strings may not outlive this call: keep copies. */
+        a->node = strdup(o->node);
+        a->namespace = strdup(o->namespace ? o->namespace : "meshroll");
+        a->proc_root = strdup(o->scan.proc_root ? o->scan.proc_root : "/proc");
+        if (!a->node || !a->namespace || !a->proc_root)
+                return mr_error_set(err, -ENOMEM, "out of memory");
+        a->opts.node = a->node;
+        a->opts.namespace = a->namespace;
+        a->opts.scan.proc_root = a->proc_root;
+        a->opts.holder = NULL; /* a->holder below */
+        a->opts.listen = NULL; /* used only here */
         a->event = sd_event_ref(e);
         a->client = client;
         pod_cache_init(&a->pods);
@@ -513,6 +525,9 @@ Agent *agent_free(Agent *a)
         free(a->last_reported_phase);
         free(a->holder);
         free(a->lease_name);
+        free(a->node);
+        free(a->namespace);
+        free(a->proc_root);
         sd_event_unref(a->event);
         free(a);
         return NULL;

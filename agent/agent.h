@@ -44,8 +44,9 @@ void agent_options_init(AgentOptions *o);
 
 /*
  * Builds the agent on e with an API client (both borrowed; they must outlive
- * the agent; the client must be attached to e). Starts the watches, the
- * metrics server and the first scan. err says what failed.
+ * the agent; the client must be attached to e). o is copied, strings
+ * included. Starts the watches, the metrics server and the first scan. err
+ * says what failed.
  */
 int agent_new(sd_event *e, KubeClient *client, const AgentOptions *o, Agent **ret, MrError *err);
 Agent *agent_free(Agent *a);
