@@ -208,7 +208,8 @@ static int list_pids(int procfd, pid_t **ret, size_t *ret_n)
                 pids[n++] = (pid_t)v;
         }
         closedir(d);
-        qsort(pids, n, sizeof(pid_t), cmp_pid);
+        if (n > 1)
+                qsort(pids, n, sizeof(pid_t), cmp_pid);
         *ret = TAKE_PTR(pids);
         *ret_n = n;
         return 0;
@@ -326,7 +327,8 @@ int scan_run(const ScanOptions *o, SocketTracker *tracker, usec_t now, ScanResul
         }
         track_end(tracker);
 
-        qsort(res->pods, res->n_pods, sizeof(ScanPod), cmp_pod);
+        if (res->n_pods > 1) /* qsort's array may not be NULL, even when empty */
+                qsort(res->pods, res->n_pods, sizeof(ScanPod), cmp_pod);
         if (o->scan_host)
                 add_counts(&res->total, &res->host.counts);
         for (size_t i = 0; i < res->n_pods; i++)
