@@ -60,17 +60,13 @@ struct SimControllers {
 };
 
 /*
- * The store has no way to unregister an observer, so the observer's
- * userdata is a slot that outlives the controllers: stop clears it under
- * the store lock and parks it on a list that stays reachable (no leak
- * report). A sim_store_unobserve() in store.h would make this go away.
+ * The observer's userdata is a slot pointing at the controllers; stop
+ * unregisters it under the store lock, so no write can reach a stopped
+ * controller, and then frees it.
  */
 typedef struct ObserverSlot {
         SimControllers *c;
-        struct ObserverSlot *next;
 } ObserverSlot;
-static ObserverSlot *retired_slots;
-static pthread_mutex_t retired_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static const sim_sync_t syncs[_SIM_CTRL_MAX] = {
         [SIM_CTRL_NODE] = sim_node_lifecycle_sync,   [SIM_CTRL_SCHEDULER] = sim_scheduler_sync,
@@ -516,12 +512,9 @@ SimControllers *sim_controllers_stop(SimControllers *c)
         }
         if (c->slot) {
                 sim_store_lock(c->store);
-                c->slot->c = NULL;
+                (void)sim_store_unobserve(c->store, observer, c->slot);
                 sim_store_unlock(c->store);
-                pthread_mutex_lock(&retired_mu);
-                c->slot->next = retired_slots;
-                retired_slots = c->slot;
-                pthread_mutex_unlock(&retired_mu);
+                free(c->slot);
         }
         for (int id = 0; id < _SIM_CTRL_MAX; id++)
                 json_object_put(c->dirty[id]);

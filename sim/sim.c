@@ -67,7 +67,7 @@ int sim_start(const SimOptions *opts, Sim **ret, MrError *err)
                 return r;
         }
 
-        SimControllersOptions co = {.seed = opts->seed};
+        SimControllersOptions co = {.seed = opts->seed, .clock = &sim->clock};
         if ((r = sim_controllers_start(sim->store, &co, &sim->controllers)) < 0) {
                 sim_stop(sim);
                 return mr_error_set(err, r, "cannot start the controllers: %s", mr_strerror(r));

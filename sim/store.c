@@ -376,6 +376,17 @@ int sim_store_observe(SimStore *s, sim_observer_t cb, void *userdata)
         return 0;
 }
 
+int sim_store_unobserve(SimStore *s, sim_observer_t cb, void *userdata)
+{
+        for (size_t i = 0; i < s->n_observers; i++)
+                if (s->observers[i].cb == cb && s->observers[i].userdata == userdata) {
+                        memmove(s->observers + i, s->observers + i + 1, (s->n_observers - i - 1) * sizeof(Observer));
+                        s->n_observers--;
+                        return 0;
+                }
+        return -ENOENT;
+}
+
 /* ---- kinds ---- */
 
 int sim_store_foreach_kind(SimStore *s, sim_kind_foreach_t cb, void *userdata)

@@ -171,6 +171,8 @@ typedef enum SimEventType {
 typedef void (*sim_observer_t)(SimStore *s, const SimKind *k, SimEventType type, json_object *obj,
                                json_object *old, void *userdata);
 int sim_store_observe(SimStore *s, sim_observer_t cb, void *userdata);
+/* Removes the observer registered with exactly cb and userdata (lock held). -ENOENT if none. */
+int sim_store_unobserve(SimStore *s, sim_observer_t cb, void *userdata);
 
 /* Registers the kind a CRD declares (called by the store itself when a CRD is created). */
 int sim_store_register_crd(SimStore *s, json_object *crd, MrError *err);
