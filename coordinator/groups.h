@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * groups.h — which nodes move together, in which order.
+ *
+ * Pure: from the spec, the cluster's Nodes and the ztunnel pods, compute the
+ * ordered node groups of a rollout. The result is frozen into the Rollout's
+ * status when the rollout starts, so nodes that appear or change labels
+ * later do not reshuffle groups mid-rollout (a node added later is not
+ * part of this rollout; `meshroll plan` shows it).
+ *
+ * Rules:
+ *   - Taking part: nodes matching spec.groups.nodeSelector (all when unset)
+ *     that run a pod of the target DaemonSet (a node ztunnel does not run on
+ *     has nothing to upgrade). Nodes being deleted are left out.
+ *   - Order inside every rule: node name order, so plans are reproducible.
+ *   - canary N > 0: the first group is the first N nodes (in the order the
+ *     rule below would visit them), named "canary"; the rule then groups
+ *     the rest.
+ *   - size N: batches of N nodes, named "batch-1", "batch-2", …
+ *   - percent P: batches of ceil(P% × nodes taking part) nodes (at least 1),
+ *     named like size batches.
+ *   - byLabel K: one group per value of label K, named after the value;
+ *     values listed in spec.groups.order first, in that order, then the
+ *     others sorted; nodes without the label form a last group "unlabelled".
+ *     A value in order that no node has is an error (a typo would silently
+ *     skip a zone otherwise).
+ *   - list: the groups as given; a listed node that does not exist or does
+ *     not run ztunnel is an error naming it; nodes taking part but not
+ *     listed are reported as unplanned (not an error: the operator chose).
+ */
+#pragma once
+
+#include <json-c/json.h>
+
+#include "meshroll/errors.h"
+#include "spec.h"
+
+typedef struct NodeGroup {
+        char *name;
+        char **nodes;    /* NULL-terminated, sorted */
+        size_t n_nodes;
+} NodeGroup;
+
+typedef struct GroupPlan {
+        NodeGroup *groups;
+        size_t n_groups;
+        char **unplanned; /* nodes running ztunnel that no group includes (list mode, selector misses); NULL-terminated */
+        size_t n_unplanned;
+} GroupPlan;
+
+/*
+ * nodes: array of Node objects; ztunnel_pods: array of the target
+ * DaemonSet's pods (both borrowed). Errors: -MR_ECONFIG with err naming
+ * the problem (no node takes part, an unknown node in a list, an order value
+ * no node has), -ENOMEM.
+ */
+int groups_compute(const RolloutSpec *spec, json_object *nodes, json_object *ztunnel_pods, GroupPlan **ret,
+                   MrError *err);
+
+/* Finds the group a node belongs to, or NULL. */
+const NodeGroup *groups_find_node(const GroupPlan *p, const char *node);
+
+/* Status form: [{"name": …, "nodes": [...]}, …]; and back (for a resumed rollout). */
+int groups_to_json(const GroupPlan *p, json_object **ret);
+int groups_from_json(json_object *array, GroupPlan **ret, MrError *err);
+
+GroupPlan *group_plan_free(GroupPlan *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(GroupPlan *, group_plan_free);
