@@ -133,6 +133,7 @@ static int read_group(json_object *o, size_t index, GroupStatus *g, MrError *err
                 g->connections = v;
         if (mr_json_get_int(&v, o, "rollbackStep", NULL) == 0 && v >= 0 && v <= 3)
                 g->rollback_step = (unsigned)v;
+        g->rollback_requested = mr_json_get_bool(false, o, "rollbackRequested", NULL);
         return 0;
 }
 
@@ -250,6 +251,7 @@ static json_object *group_json(const GroupStatus *g)
             put(o, "operatorCordoned", cordoned) < 0 ||
             put(o, "connections", g->connections >= 0 ? json_object_new_int64(g->connections) : NULL) < 0 ||
             set_time(o, "readySince", g->ready_since) < 0 || mr_json_set_int(o, "rollbackStep", g->rollback_step) < 0 ||
+            mr_json_set_bool(o, "rollbackRequested", g->rollback_requested) < 0 ||
             mr_json_set_str(o, "message", strempty(g->message)) < 0)
                 return NULL;
         return TAKE_PTR(o);

@@ -66,6 +66,7 @@ typedef struct GroupStatus {
         int64_t connections;       /* at the gate; -1 unknown */
         usec_t ready_since;        /* Verifying / RollingBack: all nodes first seen Ready; 0 not yet */
         unsigned rollback_step;    /* RollingBack: 0 template→previous, 1 replace, 2 template→target, 3 uncordon */
+        bool rollback_requested;   /* re-draining a finished group to roll it back: the gate leads to RollingBack */
         char *message;
 } GroupStatus;
 

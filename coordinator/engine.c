@@ -1,0 +1,903 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * engine.c — see engine.h for the design, docs/rollout.md for the states.
+ *
+ * A tick is: GET the Rollout → parse spec and status → handle operator
+ * requests (abort, rollback) → initialize on first sight → honour pause →
+ * step the current group → PUT status when anything changed. A step returns
+ * STAY (nothing to record; wait for the world), ADVANCE (status changed:
+ * write it and tick again at once) or an error (logged once per distinct
+ * message; the next tick retries). Blocking API calls inside a tick are
+ * short; the client is built with few retries and a small backoff cap so a
+ * sick API server delays a tick, not the leader election timer, by much.
+ */
+#include <stdio.h>
+
+#include "meshroll/json-util.h"
+#include "meshroll/log.h"
+#include "drain.h"
+#include "engine.h"
+#include "gate.h"
+#include "groups.h"
+#include "nodes.h"
+#include "spec.h"
+#include "ztunnel.h"
+
+#define ANNOTATION_ROLLBACK "meshroll.io/rollback"
+#define ANNOTATION_ABORT "meshroll.io/abort"
+
+enum { STAY = 0, ADVANCE = 1 };
+
+struct Engine {
+        EngineOptions opts;
+        char *rollout;
+        sd_event *event;
+        KubeClient *client;
+        sd_event_source *timer;
+        bool active;
+        bool finished;
+
+        /* the drain of the current group, if one runs */
+        Drain *drain;
+        char *drain_group;
+        bool drain_done;
+        int drain_error;
+        char *drain_message;
+
+        char *last_error; /* to log a repeating failure once */
+};
+
+static usec_t now_wall(Engine *e)
+{
+        return mr_now_realtime(e->opts.clock);
+}
+
+static void schedule(Engine *e, usec_t delay)
+{
+        uint64_t now;
+        if (!e->active || e->finished)
+                return;
+        (void)sd_event_now(e->event, CLOCK_MONOTONIC, &now);
+        (void)sd_event_source_set_time(e->timer, now + delay);
+        (void)sd_event_source_set_enabled(e->timer, SD_EVENT_ONESHOT);
+}
+
+/* 0 when this coordinator may write, -MR_ELOSTLEASE otherwise. */
+static int fence(Engine *e)
+{
+        if (!e->active)
+                return -MR_ELOSTLEASE;
+        if (e->opts.elector && mr_leader_check(e->opts.elector) < 0)
+                return -MR_ELOSTLEASE;
+        return 0;
+}
+
+static void drain_stop(Engine *e)
+{
+        e->drain = drain_free(e->drain);
+        free(e->drain_group);
+        e->drain_group = NULL;
+        free(e->drain_message);
+        e->drain_message = NULL;
+        e->drain_done = false;
+        e->drain_error = 0;
+}
+
+/* Logs a failure once until a different one (or success) happens. */
+static void report_error(Engine *e, int r, const char *message)
+{
+        if (streq_ptr(e->last_error, message))
+                return;
+        free(e->last_error);
+        e->last_error = strdup(message);
+        log_warning_errno(r, "Rollout %s: %s (retrying)", e->rollout, message);
+}
+
+/* ---- groups ---------------------------------------------------------------------- */
+
+typedef struct Tick {
+        Engine *e;
+        RolloutSpec *spec;
+        RolloutStatus *status;
+        usec_t now;
+        MrError err;
+} Tick;
+
+static int group_phase(const Tick *t, const GroupStatus *g, char *buf, size_t size)
+{
+        return snprintf(buf, size, "%s/%s", t->e->rollout, g->name);
+}
+
+static void node_list(const GroupStatus *g, const char **buf, size_t cap)
+{
+        size_t n = 0;
+        for (char **i = g->nodes; *i && n + 1 < cap; i++)
+                buf[n++] = *i;
+        buf[n] = NULL;
+}
+
+#define MAX_GROUP_NODES 4096
+
+static bool strv_contains(char **l, const char *s)
+{
+        for (char **i = l; i && *i; i++)
+                if (streq(*i, s))
+                        return true;
+        return false;
+}
+
+static int strv_add(char ***l, const char *s)
+{
+        size_t n = 0;
+        while (*l && (*l)[n])
+                n++;
+        char **nl = reallocarray(*l, n + 2, sizeof(char *));
+        if (!nl)
+                return -ENOMEM;
+        *l = nl;
+        if (!(nl[n] = strdup(s)))
+                return -ENOMEM;
+        nl[n + 1] = NULL;
+        return 0;
+}
+
+static int step_cordon(Tick *t, GroupStatus *g)
+{
+        char phase[512];
+        int r;
+
+        group_phase(t, g, phase, sizeof(phase));
+        for (char **n = g->nodes; *n; n++) {
+                bool operator = false;
+                if ((r = fence(t->e)) < 0)
+                        return r;
+                r = node_cordon_and_mark(t->e->client, *n, t->e->rollout, phase, &operator, &t->err);
+                if (r < 0)
+                        return r;
+                if (operator && !strv_contains(g->operator_cordoned, *n) && strv_add(&g->operator_cordoned, *n) < 0)
+                        return -ENOMEM;
+        }
+        log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name), "Group %s: cordoned and marked",
+                        g->name);
+        group_set_state(g, GROUP_DRAINING, t->now);
+        return ADVANCE;
+}
+
+static void on_drain_done(Drain *d, int error, const DrainProgress *p, const char *message, void *userdata)
+{
+        Engine *e = userdata;
+        e->drain_done = true;
+        e->drain_error = error;
+        free(e->drain_message);
+        e->drain_message = message ? strdup(message) : NULL;
+        schedule(e, 0);
+}
+
+static int step_drain(Tick *t, GroupStatus *g)
+{
+        Engine *e = t->e;
+        int r;
+
+        if (e->drain && !streq_ptr(e->drain_group, g->name))
+                drain_stop(e);
+        if (!e->drain) {
+                const char *nodes[MAX_GROUP_NODES];
+                usec_t elapsed = t->now > g->since ? t->now - g->since : 0;
+                DrainOptions o = {
+                        .timeout = t->spec->drain_timeout > elapsed ? t->spec->drain_timeout - elapsed : 1,
+                        .concurrency = t->spec->drain_concurrency,
+                        .grace_period_seconds = t->spec->grace_period_seconds,
+                        .pod_selector = t->spec->pod_selector,
+                        .delete_emptydir_data = t->spec->delete_emptydir_data,
+                        .force = t->spec->force,
+                };
+                if ((r = fence(e)) < 0)
+                        return r;
+                node_list(g, nodes, ELEMENTSOF(nodes));
+                r = drain_start(e->client, e->event, nodes, &o, NULL, on_drain_done, e, &e->drain);
+                if (r < 0)
+                        return mr_error_set(&t->err, r, "cannot start draining group %s: %s", g->name, mr_strerror(r));
+                e->drain_group = strdup(g->name);
+                if (!e->drain_group)
+                        return -ENOMEM;
+                log_info_fields(LOG_FIELDS("rollout", e->rollout, "group", g->name), "Group %s: draining %zu nodes",
+                                g->name, g->n_nodes);
+                return STAY;
+        }
+        if (!e->drain_done)
+                return STAY;
+
+        int error = e->drain_error;
+        _cleanup_free_ char *message = TAKE_PTR(e->drain_message);
+        drain_stop(e);
+        if (error == 0) {
+                log_info_fields(LOG_FIELDS("rollout", e->rollout, "group", g->name), "Group %s: drained", g->name);
+                group_set_state(g, GROUP_GATING, t->now);
+                (void)group_set_message(g, NULL);
+                return ADVANCE;
+        }
+        if (error == -ETIMEDOUT || error == -MR_ECONFIG) {
+                /* The nodes stay cordoned; an operator decides (fix the PDB or the spec, then resume). */
+                (void)group_set_message(g, "%s", strna(message));
+                if (rollout_status_set_phase(t->status, ROLLOUT_PAUSED,
+                                             error == -ETIMEDOUT ? "DrainTimeout" : "DrainRefused",
+                                             "group %s: %s; paused", g->name, strna(message)) < 0)
+                        return -ENOMEM;
+                log_warning_fields(LOG_FIELDS("rollout", e->rollout, "group", g->name), "Group %s: %s; rollout paused",
+                                   g->name, strna(message));
+                return ADVANCE;
+        }
+        return mr_error_set(&t->err, error, "draining group %s failed: %s", g->name, strna(message));
+}
+
+/* After a drained group passes (or skips) the gate: replace ztunnel, or roll it back when that was asked. */
+static void after_gate(Tick *t, GroupStatus *g)
+{
+        if (g->rollback_requested) {
+                g->rollback_requested = false;
+                group_set_state(g, GROUP_ROLLING_BACK, t->now);
+                g->rollback_step = 0;
+                return;
+        }
+        group_set_state(g, GROUP_REPLACING, t->now);
+}
+
+static int step_gate(Tick *t, GroupStatus *g)
+{
+        const char *nodes[MAX_GROUP_NODES];
+        char phase[512];
+        GateResult res;
+        int r;
+
+        group_phase(t, g, phase, sizeof(phase));
+        node_list(g, nodes, ELEMENTSOF(nodes));
+        r = gate_check(t->e->client, t->spec->agent_namespace, nodes, phase, t->spec->gate_threshold, t->now, &res,
+                       &t->err);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                g->connections = res.long_lived;
+                log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
+                                "Group %s: connection gate passed (%lld long-lived)", g->name, (long long)res.long_lived);
+                (void)group_set_message(g, NULL);
+                after_gate(t, g);
+                return ADVANCE;
+        }
+        if (t->now - g->since < t->spec->gate_timeout) {
+                /* Record what blocks, once it changes, so `meshroll status` says why it waits. */
+                _cleanup_free_ char *m = NULL;
+                if (asprintf(&m, "waiting for connections to go: %s", res.first_blocker) < 0)
+                        return -ENOMEM;
+                if (streq_ptr(g->message, m))
+                        return STAY;
+                free(g->message);
+                g->message = TAKE_PTR(m);
+                return ADVANCE;
+        }
+
+        switch (t->spec->gate_action) {
+        case GATE_PROCEED:
+                g->connections = res.long_lived;
+                (void)group_set_message(g, "gate timed out (%s); proceeding", res.first_blocker);
+                log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
+                                   "Group %s: connection gate timed out (%s); proceeding as configured", g->name,
+                                   res.first_blocker);
+                after_gate(t, g);
+                return ADVANCE;
+        case GATE_ROLLBACK:
+                /* Nothing was replaced yet: undoing the group is uncordoning it. */
+                (void)group_set_message(g, "gate timed out (%s); rolled back", res.first_blocker);
+                group_set_state(g, GROUP_ROLLING_BACK, t->now);
+                g->rollback_step = 3;
+                return ADVANCE;
+        case GATE_PAUSE:
+        default:
+                (void)group_set_message(g, "gate timed out: %s", res.first_blocker);
+                if (rollout_status_set_phase(t->status, ROLLOUT_PAUSED, "GateTimeout",
+                                             "group %s: connection gate timed out (%s); paused", g->name,
+                                             res.first_blocker) < 0)
+                        return -ENOMEM;
+                log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
+                                   "Group %s: connection gate timed out (%s); rollout paused", g->name,
+                                   res.first_blocker);
+                return ADVANCE;
+        }
+}
+
+/* Counts nodes of g in state want against hash; 0 on success with *ret_all set when all match. */
+static int nodes_in(const ZtunnelInfo *z, const GroupStatus *g, const char *hash, bool ready, const char **ret_lagging)
+{
+        int n = 0;
+        *ret_lagging = NULL;
+        for (char **node = g->nodes; *node; node++) {
+                ZtunnelNodeState s = ztunnel_node_state(z, *node, hash);
+                if (s == ZTUNNEL_NODE_READY || (!ready && s == ZTUNNEL_NODE_STARTING))
+                        n++;
+                else if (!*ret_lagging)
+                        *ret_lagging = *node;
+        }
+        return n;
+}
+
+static int inspect(Tick *t, ZtunnelInfo **ret)
+{
+        int r = ztunnel_inspect(t->e->client, t->spec->target_namespace, t->spec->target_daemonset, ret, &t->err);
+        if (r < 0)
+                return r;
+        return ztunnel_require_on_delete(*ret, &t->err);
+}
+
+static int step_replace(Tick *t, GroupStatus *g)
+{
+        _cleanup_(ztunnel_info_freep) ZtunnelInfo *z = NULL;
+        const char *nodes[MAX_GROUP_NODES], *lagging;
+        int r;
+
+        if ((r = inspect(t, &z)) < 0)
+                return r;
+        if (!streq_ptr(z->update_hash, t->status->target.hash)) {
+                if (rollout_status_set_phase(t->status, ROLLOUT_PAUSED, "TargetChanged",
+                                             "the DaemonSet's template changed during the rollout (now revision %s, "
+                                             "rolling out %s); paused",
+                                             strna(z->update_hash), t->status->target.hash) < 0)
+                        return -ENOMEM;
+                return ADVANCE;
+        }
+        if ((r = fence(t->e)) < 0)
+                return r;
+        node_list(g, nodes, ELEMENTSOF(nodes));
+        r = ztunnel_replace(t->e->client, z, nodes, t->status->target.hash, &t->err);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
+                                "Group %s: replacing ztunnel on %d nodes", g->name, r);
+                return STAY; /* next tick sees the replacements */
+        }
+        if (nodes_in(z, g, t->status->target.hash, false, &lagging) < (int)g->n_nodes)
+                return STAY;
+        group_set_state(g, GROUP_VERIFYING, t->now);
+        return ADVANCE;
+}
+
+/*
+ * Shared by Verifying and the rollback's wait: 1 once every node runs hash
+ * Ready for min_ready (tracking g->ready_since), 0 while waiting (ADVANCE
+ * via *changed when ready_since moved), -ETIMEDOUT past timeout.
+ */
+static int wait_ready(Tick *t, GroupStatus *g, const ZtunnelInfo *z, const char *hash, usec_t min_ready,
+                      usec_t timeout, bool *changed, const char **ret_lagging)
+{
+        int ready = nodes_in(z, g, hash, true, ret_lagging);
+        if (ready < (int)g->n_nodes) {
+                if (g->ready_since) {
+                        g->ready_since = 0;
+                        *changed = true;
+                }
+                return t->now - g->since > timeout ? -ETIMEDOUT : 0;
+        }
+        if (!g->ready_since) {
+                g->ready_since = t->now;
+                *changed = true;
+        }
+        return t->now - g->ready_since >= min_ready ? 1 : 0;
+}
+
+static int step_verify(Tick *t, GroupStatus *g)
+{
+        _cleanup_(ztunnel_info_freep) ZtunnelInfo *z = NULL;
+        const char *lagging = NULL;
+        bool changed = false;
+        int r;
+
+        if ((r = inspect(t, &z)) < 0)
+                return r;
+        r = wait_ready(t, g, z, t->status->target.hash, t->spec->min_ready, t->spec->readiness_timeout, &changed,
+                       &lagging);
+        if (r == -ETIMEDOUT) {
+                (void)group_set_message(g, "ztunnel on %s not Ready after %llus; rolling the group back",
+                                        strna(lagging), (unsigned long long)(t->spec->readiness_timeout / USEC_PER_SEC));
+                log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
+                                   "Group %s: ztunnel on %s not Ready in time; rolling the group back", g->name,
+                                   strna(lagging));
+                group_set_state(g, GROUP_ROLLING_BACK, t->now);
+                g->rollback_step = 0;
+                return ADVANCE;
+        }
+        if (r == 0)
+                return changed ? ADVANCE : STAY;
+        log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
+                        "Group %s: new ztunnel Ready on every node", g->name);
+        group_set_state(g, GROUP_UNCORDONING, t->now);
+        return ADVANCE;
+}
+
+static int uncordon_all(Tick *t, GroupStatus *g)
+{
+        int r;
+        for (char **n = g->nodes; *n; n++) {
+                if ((r = fence(t->e)) < 0)
+                        return r;
+                r = node_uncordon_and_unmark(t->e->client, *n, t->e->rollout, &t->err);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int step_uncordon(Tick *t, GroupStatus *g)
+{
+        int r = uncordon_all(t, g);
+        if (r < 0)
+                return r;
+        group_set_state(g, GROUP_SOAKING, t->now);
+        return ADVANCE;
+}
+
+static int step_soak(Tick *t, GroupStatus *g)
+{
+        if (t->now - g->since < t->spec->soak)
+                return STAY;
+        log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name), "Group %s: done", g->name);
+        group_set_state(g, GROUP_DONE, t->now);
+        return ADVANCE;
+}
+
+/*
+ * Rollback (docs/rollout.md): 0 template → previous revision; 1 replace the
+ * group's pods and wait for them Ready; 2 template → target again (other
+ * nodes are untouched under OnDelete); 3 uncordon, then RolledBack and pause.
+ */
+static int step_rollback(Tick *t, GroupStatus *g)
+{
+        _cleanup_(ztunnel_info_freep) ZtunnelInfo *z = NULL;
+        const char *nodes[MAX_GROUP_NODES], *lagging = NULL;
+        bool changed = false;
+        int r;
+
+        if (g->rollback_step < 3) {
+                if (!t->status->previous.hash) {
+                        if (rollout_status_set_phase(t->status, ROLLOUT_FAILED, "NoPreviousRevision",
+                                                     "group %s: cannot roll back: the DaemonSet has no previous "
+                                                     "revision",
+                                                     g->name) < 0)
+                                return -ENOMEM;
+                        return ADVANCE;
+                }
+                if ((r = inspect(t, &z)) < 0)
+                        return r;
+        }
+        switch (g->rollback_step) {
+        case 0:
+                if ((r = fence(t->e)) < 0)
+                        return r;
+                r = ztunnel_set_template(t->e->client, z, t->status->previous.name, &t->err);
+                if (r < 0)
+                        return r;
+                g->rollback_step = 1;
+                g->ready_since = 0;
+                return ADVANCE;
+        case 1:
+                if ((r = fence(t->e)) < 0)
+                        return r;
+                node_list(g, nodes, ELEMENTSOF(nodes));
+                r = ztunnel_replace(t->e->client, z, nodes, t->status->previous.hash, &t->err);
+                if (r != 0)
+                        return r < 0 ? r : STAY;
+                r = wait_ready(t, g, z, t->status->previous.hash, 0, t->spec->readiness_timeout * 2, &changed,
+                               &lagging);
+                if (r == -ETIMEDOUT) {
+                        if (rollout_status_set_phase(t->status, ROLLOUT_FAILED, "RollbackFailed",
+                                                     "group %s: the previous ztunnel did not become Ready on %s",
+                                                     g->name, strna(lagging)) < 0)
+                                return -ENOMEM;
+                        return ADVANCE;
+                }
+                if (r == 0)
+                        return changed ? ADVANCE : STAY;
+                g->rollback_step = 2;
+                return ADVANCE;
+        case 2:
+                if ((r = fence(t->e)) < 0)
+                        return r;
+                r = ztunnel_set_template(t->e->client, z, t->status->target.name, &t->err);
+                if (r < 0)
+                        return r;
+                g->rollback_step = 3;
+                return ADVANCE;
+        default:
+                r = uncordon_all(t, g);
+                if (r < 0)
+                        return r;
+                group_set_state(g, GROUP_ROLLED_BACK, t->now);
+                g->rollback_step = 0;
+                log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
+                                   "Group %s: rolled back; rollout paused", g->name);
+                if (rollout_status_set_phase(t->status, ROLLOUT_PAUSED, "RolledBack",
+                                             "group %s rolled back: %s", g->name, strempty(g->message)) < 0)
+                        return -ENOMEM;
+                return ADVANCE;
+        }
+}
+
+static int step_pending(Tick *t, GroupStatus *g)
+{
+        _cleanup_(ztunnel_info_freep) ZtunnelInfo *z = NULL;
+        const char *lagging;
+        int r;
+
+        /* A group already running the target everywhere has nothing to drain. */
+        if ((r = inspect(t, &z)) < 0)
+                return r;
+        if (nodes_in(z, g, t->status->target.hash, true, &lagging) == (int)g->n_nodes) {
+                (void)group_set_message(g, "already on revision %s", t->status->target.hash);
+                group_set_state(g, GROUP_DONE, t->now);
+                return ADVANCE;
+        }
+        log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name), "Group %s: starting (%zu nodes)",
+                        g->name, g->n_nodes);
+        group_set_state(g, GROUP_CORDONING, t->now);
+        return ADVANCE;
+}
+
+static int step_group(Tick *t, GroupStatus *g)
+{
+        switch (g->state) {
+        case GROUP_PENDING:
+                return step_pending(t, g);
+        case GROUP_CORDONING:
+                return step_cordon(t, g);
+        case GROUP_DRAINING:
+                return step_drain(t, g);
+        case GROUP_GATING:
+                return step_gate(t, g);
+        case GROUP_REPLACING:
+                return step_replace(t, g);
+        case GROUP_VERIFYING:
+                return step_verify(t, g);
+        case GROUP_UNCORDONING:
+                return step_uncordon(t, g);
+        case GROUP_SOAKING:
+                return step_soak(t, g);
+        case GROUP_ROLLING_BACK:
+                return step_rollback(t, g);
+        default:
+                return STAY;
+        }
+}
+
+/* ---- the rollout ------------------------------------------------------------------ */
+
+static int initialize(Tick *t)
+{
+        _cleanup_(ztunnel_info_freep) ZtunnelInfo *z = NULL;
+        _cleanup_(group_plan_freep) GroupPlan *plan = NULL;
+        _cleanup_(json_object_putp) json_object *nodes = NULL, *pods = NULL;
+        KubeStatus st;
+        int r;
+
+        if ((r = inspect(t, &z)) < 0)
+                return r;
+        r = kube_list(t->e->client, &KUBE_NODES, NULL, NULL, &nodes, NULL, &st);
+        if (r >= 0)
+                r = kube_list(t->e->client, &KUBE_PODS, t->spec->target_namespace, NULL, &pods, NULL, &st);
+        if (r < 0)
+                return mr_error_set(&t->err, r, "listing nodes and pods: %s", st.message[0] ? st.message : mr_strerror(r));
+        r = groups_compute(t->spec, nodes, pods, &plan, &t->err);
+        if (r < 0)
+                return r;
+
+        RolloutStatus *s = t->status;
+        s->groups = calloc(plan->n_groups, sizeof(GroupStatus));
+        if (!s->groups)
+                return -ENOMEM;
+        for (size_t i = 0; i < plan->n_groups; i++) {
+                GroupStatus *g = &s->groups[i];
+                *g = (GroupStatus){ .state = GROUP_PENDING, .connections = -1 };
+                s->n_groups = i + 1;
+                g->name = strdup(plan->groups[i].name);
+                g->nodes = calloc(plan->groups[i].n_nodes + 1, sizeof(char *));
+                if (!g->name || !g->nodes)
+                        return -ENOMEM;
+                for (size_t j = 0; j < plan->groups[i].n_nodes; j++)
+                        if (!(g->nodes[j] = strdup(plan->groups[i].nodes[j])))
+                                return -ENOMEM;
+                g->n_nodes = plan->groups[i].n_nodes;
+        }
+        if (!(s->target.hash = strdup(z->update_hash)) || !(s->target.name = strdup(strempty(z->update_revision))))
+                return -ENOMEM;
+        if (z->previous_hash && (!(s->previous.hash = strdup(z->previous_hash)) ||
+                                 !(s->previous.name = strdup(strempty(z->previous_revision)))))
+                return -ENOMEM;
+        s->started_at = t->now;
+        s->initialized = true;
+        if (rollout_status_set_phase(s, ROLLOUT_PROGRESSING, "Started", "rolling %s/%s to revision %s in %zu groups",
+                                     t->spec->target_namespace, t->spec->target_daemonset, s->target.hash,
+                                     s->n_groups) < 0)
+                return -ENOMEM;
+        log_info_fields(LOG_FIELDS("rollout", t->e->rollout), "Rollout %s: %s", t->e->rollout, s->message);
+        return ADVANCE;
+}
+
+/* meshroll abort / meshroll rollback --group: annotations on the Rollout, consumed here. */
+static int handle_requests(Tick *t, json_object *obj, bool *ret_clear_abort, const char **ret_clear_rollback)
+{
+        const char *abort_req = mr_json_get_str(obj, "metadata", "annotations", ANNOTATION_ABORT, NULL);
+        const char *rollback = mr_json_get_str(obj, "metadata", "annotations", ANNOTATION_ROLLBACK, NULL);
+        RolloutStatus *s = t->status;
+        int r = STAY;
+
+        *ret_clear_abort = false;
+        *ret_clear_rollback = NULL;
+        if (streq_ptr(abort_req, "true")) {
+                int cur = rollout_status_current(s);
+                if (cur >= 0 && s->groups[cur].state != GROUP_PENDING) {
+                        drain_stop(t->e);
+                        if ((r = uncordon_all(t, &s->groups[cur])) < 0)
+                                return r;
+                        (void)group_set_message(&s->groups[cur], "aborted by an operator");
+                }
+                if (rollout_status_set_phase(s, ROLLOUT_FAILED, "Aborted", "aborted by an operator") < 0)
+                        return -ENOMEM;
+                *ret_clear_abort = true;
+                return ADVANCE;
+        }
+        if (rollback) {
+                GroupStatus *g = rollout_status_group(s, rollback);
+                *ret_clear_rollback = rollback;
+                if (!g) {
+                        log_warning("Rollout %s: rollback of unknown group \"%s\" ignored", t->e->rollout, rollback);
+                        return ADVANCE;
+                }
+                if (g->state == GROUP_PENDING || g->state == GROUP_ROLLED_BACK || g->state == GROUP_ROLLING_BACK) {
+                        log_warning("Rollout %s: group %s is %s; nothing to roll back", t->e->rollout, g->name,
+                                    group_state_to_string(g->state));
+                        return ADVANCE;
+                }
+                switch (g->state) {
+                case GROUP_UNCORDONING:
+                case GROUP_SOAKING:
+                case GROUP_DONE:
+                        /* Its nodes carry traffic again: drain them before touching ztunnel. */
+                        (void)group_set_message(g, "rollback requested by an operator: draining first");
+                        g->rollback_requested = true;
+                        group_set_state(g, GROUP_CORDONING, t->now);
+                        break;
+                case GROUP_REPLACING:
+                case GROUP_VERIFYING:
+                        /* Drained already: roll back at once. */
+                        (void)group_set_message(g, "rollback requested by an operator");
+                        group_set_state(g, GROUP_ROLLING_BACK, t->now);
+                        g->rollback_step = 0;
+                        break;
+                default:
+                        /* Cordoning, Draining, Gating: nothing replaced yet; undoing is uncordoning. */
+                        drain_stop(t->e);
+                        (void)group_set_message(g, "rollback requested by an operator before ztunnel was replaced");
+                        group_set_state(g, GROUP_ROLLING_BACK, t->now);
+                        g->rollback_step = 3;
+                        break;
+                }
+                log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
+                                   "Group %s: rollback requested", g->name);
+                return ADVANCE;
+        }
+        return r;
+}
+
+static int write_status(Engine *e, json_object *obj, const RolloutStatus *s, usec_t now)
+{
+        _cleanup_(json_object_putp) json_object *body = mr_json_copy(obj), *status = NULL;
+        _cleanup_free_ char *path = NULL;
+        int64_t generation = 0;
+        KubeStatus st;
+        int r;
+
+        if (!body)
+                return -ENOMEM;
+        r = rollout_status_to_json(s, mr_json_get(obj, "status", "conditions", NULL), now, &status);
+        if (r < 0)
+                return r;
+        if (mr_json_get_int(&generation, obj, "metadata", "generation", NULL) == 0)
+                (void)mr_json_set_int(status, "observedGeneration", generation);
+        if (json_object_object_add(body, "status", TAKE_PTR(status)) < 0)
+                return -ENOMEM;
+        if ((r = fence(e)) < 0)
+                return r;
+        if ((r = kube_path(&KUBE_ROLLOUTS, NULL, e->rollout, "status", &path)) < 0)
+                return r;
+        r = kube_replace(e->client, path, body, NULL, &st);
+        if (r < 0 && r != -MR_ECONFLICT)
+                return log_warning_errno(r, "Rollout %s: cannot write status: %s", e->rollout,
+                                         st.message[0] ? st.message : "%m");
+        return r;
+}
+
+static int clear_annotation(Engine *e, const char *key)
+{
+        _cleanup_(json_object_putp) json_object *patch = json_object_new_object();
+        _cleanup_free_ char *path = NULL;
+        json_object *ann;
+        KubeStatus st;
+        int r;
+
+        if (!patch || !(ann = mr_json_ensure_object(patch, "metadata", "annotations", NULL)) ||
+            mr_json_set_str(ann, key, NULL) < 0)
+                return -ENOMEM;
+        if ((r = fence(e)) < 0 || (r = kube_path(&KUBE_ROLLOUTS, NULL, e->rollout, NULL, &path)) < 0)
+                return r;
+        return kube_patch(e->client, path, KUBE_PATCH_MERGE, patch, NULL, &st);
+}
+
+static void finish(Engine *e, RolloutPhase phase)
+{
+        if (e->finished)
+                return;
+        e->finished = true;
+        drain_stop(e);
+        if (e->opts.on_finished)
+                e->opts.on_finished(e, phase, e->opts.userdata);
+}
+
+/* One reconcile pass. Returns ADVANCE when another pass should follow at once. */
+static int tick(Engine *e)
+{
+        _cleanup_(json_object_putp) json_object *obj = NULL;
+        _cleanup_(rollout_spec_freep) RolloutSpec *spec = NULL;
+        _cleanup_(rollout_status_freep) RolloutStatus *status = NULL;
+        _cleanup_free_ char *path = NULL, *clear_rollback = NULL;
+        Tick t = { .e = e, .now = now_wall(e) };
+        bool clear_abort = false;
+        const char *rb = NULL;
+        KubeStatus st;
+        int r;
+
+        if ((r = kube_path(&KUBE_ROLLOUTS, NULL, e->rollout, NULL, &path)) < 0)
+                return r;
+        r = kube_get(e->client, path, &obj, &st);
+        if (r < 0)
+                return mr_error_set(&t.err, r, "reading Rollout %s: %s", e->rollout,
+                                    st.message[0] ? st.message : mr_strerror(r));
+        r = rollout_status_from_json(mr_json_get(obj, "status", NULL), &status, &t.err);
+        if (r < 0)
+                return r;
+        t.status = status;
+        if (status->phase == ROLLOUT_COMPLETED || status->phase == ROLLOUT_FAILED) {
+                finish(e, status->phase);
+                return STAY;
+        }
+        r = rollout_spec_from_json(obj, &spec, &t.err);
+        if (r < 0) {
+                if (rollout_status_set_phase(status, ROLLOUT_FAILED, "InvalidSpec", "%s", t.err.message) < 0)
+                        return -ENOMEM;
+                r = write_status(e, obj, status, t.now);
+                return r < 0 ? r : ADVANCE;
+        }
+        t.spec = spec;
+
+        if (!status->initialized)
+                r = initialize(&t);
+        else if ((r = handle_requests(&t, obj, &clear_abort, &rb)) == STAY) {
+                if (spec->paused) {
+                        if (status->phase != ROLLOUT_PAUSED) {
+                                drain_stop(e);
+                                r = rollout_status_set_phase(status, ROLLOUT_PAUSED, "Paused", "paused by spec.paused") <
+                                                    0
+                                            ? -ENOMEM
+                                            : ADVANCE;
+                        }
+                } else if (status->phase == ROLLOUT_PAUSED) {
+                        /* Resumed: restart the clocks of waits that timed out, then carry on. */
+                        int cur = rollout_status_current(status);
+                        if (cur >= 0 && status->groups[cur].state != GROUP_PENDING)
+                                status->groups[cur].since = t.now;
+                        r = rollout_status_set_phase(status, ROLLOUT_PROGRESSING, "Resumed", "resumed") < 0 ? -ENOMEM
+                                                                                                              : ADVANCE;
+                } else {
+                        int cur = rollout_status_current(status);
+                        if (cur < 0) {
+                                status->finished_at = t.now;
+                                r = rollout_status_set_phase(status, ROLLOUT_COMPLETED, "Completed",
+                                                             "every group is on revision %s",
+                                                             status->target.hash) < 0
+                                            ? -ENOMEM
+                                            : ADVANCE;
+                                log_info_fields(LOG_FIELDS("rollout", e->rollout), "Rollout %s: completed", e->rollout);
+                        } else
+                                r = step_group(&t, &status->groups[cur]);
+                }
+        }
+        if (rb && !(clear_rollback = strdup(rb)))
+                return -ENOMEM;
+        if (r == -MR_ELOSTLEASE)
+                return r;
+        if (r < 0) {
+                report_error(e, r, t.err.message[0] ? t.err.message : mr_strerror(r));
+                return r;
+        }
+        free(e->last_error);
+        e->last_error = NULL;
+        if (r == STAY)
+                return STAY;
+
+        r = write_status(e, obj, status, t.now);
+        if (r < 0)
+                return r;
+        if (clear_abort)
+                (void)clear_annotation(e, ANNOTATION_ABORT);
+        if (clear_rollback)
+                (void)clear_annotation(e, ANNOTATION_ROLLBACK);
+        if (e->opts.on_change)
+                e->opts.on_change(e, status, e->opts.userdata);
+        if (status->phase == ROLLOUT_COMPLETED || status->phase == ROLLOUT_FAILED)
+                finish(e, status->phase);
+        return ADVANCE;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Engine *e = userdata;
+        int r;
+
+        if (!e->active || e->finished)
+                return 0;
+        r = tick(e);
+        if (r == -MR_ELOSTLEASE) {
+                log_warning("Rollout %s: leadership lost; stopping every mutation", e->rollout);
+                engine_set_active(e, false);
+                return 0;
+        }
+        schedule(e, r == ADVANCE ? 0 : e->opts.tick);
+        return 0;
+}
+
+int engine_new(sd_event *ev, KubeClient *client, const EngineOptions *o, Engine **ret)
+{
+        _cleanup_(engine_freep) Engine *e = calloc(1, sizeof(Engine));
+        int r;
+
+        if (!e)
+                return -ENOMEM;
+        e->opts = *o;
+        if (!e->opts.tick)
+                e->opts.tick = USEC_PER_SEC;
+        e->rollout = strdup(o->rollout);
+        if (!e->rollout)
+                return -ENOMEM;
+        e->opts.rollout = e->rollout;
+        e->event = sd_event_ref(ev);
+        e->client = client;
+        r = sd_event_add_time(ev, &e->timer, CLOCK_MONOTONIC, 0, 0, on_timer, e);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_enabled(e->timer, SD_EVENT_OFF);
+        e->active = o->elector == NULL;
+        schedule(e, 0);
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+void engine_set_active(Engine *e, bool active)
+{
+        if (e->active == active)
+                return;
+        e->active = active;
+        if (!active) {
+                drain_stop(e);
+                (void)sd_event_source_set_enabled(e->timer, SD_EVENT_OFF);
+        } else
+                schedule(e, 0);
+}
+
+Engine *engine_free(Engine *e)
+{
+        if (!e)
+                return NULL;
+        drain_stop(e);
+        sd_event_source_disable_unref(e->timer);
+        sd_event_unref(e->event);
+        free(e->last_error);
+        free(e->rollout);
+        free(e);
+        return NULL;
+}
