@@ -18,6 +18,12 @@
  * pods on every node by itself, bypassing the drain — an error with the fix
  * ("kubectl patch ds … -p '{"spec":{"updateStrategy":{"type":"OnDelete"}}}'").
  *
+ * The update revision exists only once the DaemonSet controller has
+ * snapshotted the current template; until then ztunnel_inspect answers
+ * -EAGAIN (right after someone else changed the template; retry shortly).
+ * ztunnel_set_template's own writes never hit that window: they point the
+ * template at an existing revision.
+ *
  * Timing is not this module's job: it reports whether each node's pod is
  * Ready now; the engine measures how long with its own clock (objects'
  * timestamps come from other clocks).
@@ -38,13 +44,16 @@ typedef enum ZtunnelNodeState {
         ZTUNNEL_NODE_READY,       /* a pod of the wanted revision, Ready */
 } ZtunnelNodeState;
 
+/* "missing", "other", "terminating", "starting", "ready" (static); NULL for any other value. */
 const char *ztunnel_node_state_to_string(ZtunnelNodeState s);
 
+/* Strings are owned by the ZtunnelInfo the pod belongs to. */
 typedef struct ZtunnelPod {
-        char *node;
+        char *node;               /* spec.nodeName, else the node of its matchFields affinity, else "" */
         char *name, *uid;
-        char *hash;               /* controller-revision-hash */
-        bool ready, terminating;
+        char *hash;               /* controller-revision-hash, NULL when the pod has none */
+        bool ready;               /* condition Ready is True */
+        bool terminating;         /* metadata.deletionTimestamp is set */
         unsigned restarts;        /* sum of containers' restartCount */
 } ZtunnelPod;
 
@@ -57,21 +66,40 @@ typedef struct ZtunnelInfo {
         char *update_revision;    /* its ControllerRevision name */
         char *previous_hash;      /* NULL when the DaemonSet has one revision */
         char *previous_revision;  /* its ControllerRevision name */
-        ZtunnelPod *pods;         /* every pod of the DaemonSet, sorted by node */
+        ZtunnelPod *pods;         /* every pod it controls (ownerReference uid), by node then name */
         size_t n_pods;
 } ZtunnelInfo;
 
 /*
- * Reads the DaemonSet, its ControllerRevisions and its pods. Errors:
- * -ENOENT (no such DaemonSet: err names it), API errors.
+ * Reads the DaemonSet, its ControllerRevisions and its pods (three
+ * requests; revisions and pods are those whose controller ownerReference
+ * carries the DaemonSet's uid, listed with its selector). *ret is owned
+ * (ztunnel_info_free) and untouched on failure. Errors: -EINVAL (NULL
+ * argument), -ENOENT (no such DaemonSet: err names it), -EAGAIN (no
+ * ControllerRevision holds the current template yet), -EBADMSG (the
+ * DaemonSet lacks uid, resourceVersion, template or a valid selector),
+ * -ENOMEM, API errors (kube.h) with err naming the request.
  */
 int ztunnel_inspect(KubeClient *c, const char *ns, const char *name, ZtunnelInfo **ret, MrError *err);
-/* -MR_ECONFIG with the fix when the DaemonSet is not OnDelete; 0 otherwise. */
+/*
+ * -MR_ECONFIG when the DaemonSet is not OnDelete, err carrying the fix
+ * (kubectl patch daemonset NAME -n NS -p '{"spec":{"updateStrategy":{"type":"OnDelete"}}}');
+ * 0 otherwise.
+ */
 int ztunnel_require_on_delete(const ZtunnelInfo *z, MrError *err);
 
-/* The pod on node that is not terminating (else any), or NULL. Borrowed. */
+/*
+ * The first pod on node (name order) that is not terminating, else the first
+ * terminating one, else NULL. Borrowed from z.
+ */
 const ZtunnelPod *ztunnel_pod_on(const ZtunnelInfo *z, const char *node);
-/* State of node against the wanted revision hash. */
+/*
+ * State of node against the wanted revision hash, judged from all its pods:
+ * any non-terminating pod of another revision → OTHER (the node still needs
+ * replacing, even beside a new pod); else a non-terminating pod of
+ * want_hash → READY or STARTING; else a terminating pod → TERMINATING; else
+ * MISSING.
+ */
 ZtunnelNodeState ztunnel_node_state(const ZtunnelInfo *z, const char *node, const char *want_hash);
 
 /*
@@ -79,7 +107,11 @@ ZtunnelNodeState ztunnel_node_state(const ZtunnelInfo *z, const char *node, cons
  * (with the pod's grace period, preconditioned on its UID) every
  * non-terminating pod whose hash is not want_hash. Returns how many deletes
  * were sent (0 when nothing was left to do). A pod already gone (404) or
- * replaced (UID precondition 409) counts as done.
+ * replaced (UID precondition 409) counts as done, and is counted as sent.
+ * A node named twice is handled once. The first other failure stops the
+ * pass and is returned, err naming the pod and node (deletes already sent
+ * stand; the next pass skips them as terminating). -EINVAL for NULL z,
+ * nodes or want_hash.
  */
 int ztunnel_replace(KubeClient *c, const ZtunnelInfo *z, const char *const *nodes, const char *want_hash,
                     MrError *err);
@@ -91,8 +123,21 @@ int ztunnel_replace(KubeClient *c, const ZtunnelInfo *z, const char *const *node
  * → previous, replace, then template → update revision again); under
  * OnDelete the change alone touches no running pod. No-op when the template
  * is already that revision's.
+ *
+ * The DaemonSet is read afresh, its template replaced by the revision's
+ * (without the "$patch" directive) and PUT with z's resourceVersion, so the
+ * server refuses the write when anything changed since z was read. The
+ * no-op check runs on the fresh copy, so repeating a step that already
+ * took effect succeeds even with a stale z.
+ *
+ * Returns 1 when the template was written, 0 when it already was the
+ * revision's. Errors: -EINVAL (NULL argument), -ENOENT (no such
+ * ControllerRevision, or not one of this DaemonSet's; or the DaemonSet is
+ * gone), -MR_ECONFLICT (stale z, or the DaemonSet was recreated), -EBADMSG
+ * (the revision holds no template), -ENOMEM, API errors; err says which.
  */
 int ztunnel_set_template(KubeClient *c, const ZtunnelInfo *z, const char *revision_name, MrError *err);
 
+/* Frees z and its pods; accepts NULL; returns NULL. */
 ZtunnelInfo *ztunnel_info_free(ZtunnelInfo *z);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ZtunnelInfo *, ztunnel_info_free);
