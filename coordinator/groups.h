@@ -27,6 +27,14 @@
  *   - list: the groups as given; a listed node that does not exist or does
  *     not run ztunnel is an error naming it; nodes taking part but not
  *     listed are reported as unplanned (not an error: the operator chose).
+ *
+ * Details (groups.c's file comment gives the reasons): a canary larger than
+ * the cluster takes every node; percent batches are computed over all nodes
+ * taking part, canary included, and cut what the canary leaves; byLabel
+ * treats an empty value as unlabelled, drops a group the canary emptied, and
+ * rejects a value named like the "canary" or "unlabelled" group; a listed
+ * node being deleted is left out (a group left empty is dropped), a listed
+ * node outside nodeSelector is an error. Names compare bytewise (strcmp).
  */
 #pragma once
 
@@ -50,17 +58,27 @@ typedef struct GroupPlan {
 
 /*
  * nodes: array of Node objects; ztunnel_pods: array of the target
- * DaemonSet's pods (both borrowed). Errors: -MR_ECONFIG with err naming
- * the problem (no node takes part, an unknown node in a list, an order value
- * no node has), -ENOMEM.
+ * DaemonSet's pods (both borrowed; NULL is an empty list; pods of other
+ * owners or namespaces are ignored, so a broader pod list is fine).
+ * Errors: -MR_ECONFIG with err naming the problem (no node takes part, an
+ * unknown node in a list, an order value no node has), -EINVAL when nodes
+ * or ztunnel_pods is not an array, -ENOMEM. *ret is owned
+ * (group_plan_free), untouched on failure; its unplanned is never NULL.
  */
 int groups_compute(const RolloutSpec *spec, json_object *nodes, json_object *ztunnel_pods, GroupPlan **ret,
                    MrError *err);
 
-/* Finds the group a node belongs to, or NULL. */
+/* Finds the group a node belongs to (borrowed from p), or NULL (also for NULL p or node). */
 const NodeGroup *groups_find_node(const GroupPlan *p, const char *node);
 
-/* Status form: [{"name": …, "nodes": [...]}, …]; and back (for a resumed rollout). */
+/*
+ * Status form: [{"name": …, "nodes": [...]}, …]; and back (for a resumed
+ * rollout). groups_to_json: *ret owned; -EINVAL, -ENOMEM. groups_from_json:
+ * array borrowed; keeps the group order, sorts each group's nodes, leaves
+ * unplanned empty; -MR_EPARSE with err naming the index
+ * ("status.groups[1].nodes[0]: …") for anything but a non-empty list of
+ * uniquely named groups of distinct, non-empty node names; -ENOMEM.
+ */
 int groups_to_json(const GroupPlan *p, json_object **ret);
 int groups_from_json(json_object *array, GroupPlan **ret, MrError *err);
 
