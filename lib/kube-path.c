@@ -36,7 +36,8 @@ const KubeResource KUBE_MUTATINGWEBHOOKS = { "admissionregistration.k8s.io", "v1
 const KubeResource KUBE_CRDS = { "apiextensions.k8s.io", "v1", "customresourcedefinitions",
                                  "CustomResourceDefinition", false };
 const KubeResource KUBE_EVENTS_V1 = { "events.k8s.io", "v1", "events", "Event", true };
-const KubeResource KUBE_ROLLOUTS = { "meshroll.io", "v1alpha1", "rollouts", "Rollout", true };
+/* Cluster-scoped: a rollout moves nodes (docs/rollout.md). */
+const KubeResource KUBE_ROLLOUTS = { "meshroll.io", "v1alpha1", "rollouts", "Rollout", false };
 
 /* Paths and queries built here never exceed this; a caller's 1 MiB name is a bug, not a path. */
 #define PATH_MAX_LEN (64u * 1024u)

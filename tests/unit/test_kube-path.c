@@ -24,7 +24,7 @@ static void test_paths(void **state)
         check_path(&KUBE_DAEMONSETS, "istio-system", "ztunnel", NULL,
                    "/apis/apps/v1/namespaces/istio-system/daemonsets/ztunnel");
         check_path(&KUBE_LEASES, "meshroll", NULL, NULL, "/apis/coordination.k8s.io/v1/namespaces/meshroll/leases");
-        check_path(&KUBE_ROLLOUTS, "x", "r1", "status", "/apis/meshroll.io/v1alpha1/namespaces/x/rollouts/r1/status");
+        check_path(&KUBE_ROLLOUTS, "x", "r1", "status", "/apis/meshroll.io/v1alpha1/rollouts/r1/status"); /* cluster-scoped */
         check_path(&KUBE_EVENTS_V1, "default", NULL, NULL, "/apis/events.k8s.io/v1/namespaces/default/events");
         check_path(&KUBE_CRDS, NULL, "rollouts.meshroll.io", NULL,
                    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/rollouts.meshroll.io");
@@ -86,7 +86,7 @@ static void test_table(void **state)
         }
         assert_false(KUBE_NODES.namespaced);
         assert_false(KUBE_MUTATINGWEBHOOKS.namespaced);
-        assert_true(KUBE_ROLLOUTS.namespaced);
+        assert_false(KUBE_ROLLOUTS.namespaced);
         assert_string_equal(KUBE_ROLLOUTS.version, "v1alpha1");
 }
 
