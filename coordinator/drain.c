@@ -121,6 +121,7 @@ typedef struct DrainPod {
         DaemonSetCheck *ds; /* ACTION_CHECK_DAEMONSET */
         PodState state;
         bool seen;            /* present in the relist under way */
+        bool gone_seen;       /* the watch saw it go while its eviction was in flight */
         bool blocked;         /* last eviction answer was a PDB 429 */
         uint64_t blocked_seq; /* when it was blocked last (larger = more recent) */
         unsigned transient_failures;
@@ -371,31 +372,35 @@ static int on_progress_source(sd_event_source *s, void *userdata)
         return 0;
 }
 
+static void teardown(Drain *d);
+
 static int on_done_source(sd_event_source *s, void *userdata)
 {
         Drain *d = userdata;
 
+        teardown(d);
         d->on_done(d, d->error, &d->final, strempty(d->message), d->userdata); /* may free d */
         return 0;
 }
 
-static void pod_cancel(DrainPod *p)
-{
-        if (p->call) {
-                kube_call_cancel(p->call);
-                p->call = NULL;
-                if (p->drain->in_flight > 0)
-                        p->drain->in_flight--;
-        }
-        p->pdb_call = kube_call_cancel(p->pdb_call);
-        p->retry = sd_event_source_disable_unref(p->retry);
-}
-
-/* Cancels every request, watch and timer. No callback runs afterwards except the done source. */
+/*
+ * Cancels every request, watch and timer; no callback of theirs runs
+ * afterwards. Only ever called from the done source or drain_free, never
+ * from inside a watch handler: those run inside libcurl's write callback,
+ * where removing another transfer from the multi handle is not allowed.
+ */
 static void teardown(Drain *d)
 {
-        for (size_t i = 0; i < d->n_pods; i++)
-                pod_cancel(d->pods[i]);
+        for (size_t i = 0; i < d->n_pods; i++) {
+                DrainPod *p = d->pods[i];
+                if (p->call) {
+                        p->call = kube_call_cancel(p->call);
+                        if (d->in_flight > 0)
+                                d->in_flight--;
+                }
+                p->pdb_call = kube_call_cancel(p->pdb_call);
+                p->retry = sd_event_source_disable_unref(p->retry);
+        }
         for (size_t i = 0; i < d->n_checks; i++)
                 d->checks[i]->call = kube_call_cancel(d->checks[i]->call);
         for (size_t i = 0; i < d->n_nodes; i++) {
@@ -407,7 +412,11 @@ static void teardown(Drain *d)
                 (void)sd_event_source_set_enabled(d->progress_source, SD_EVENT_OFF);
 }
 
-/* Ends the drain: records the result, stops everything, and lets the done source report it. */
+/*
+ * Ends the drain: records the result and the final progress, and lets the
+ * done source stop everything and report. Until then every callback sees
+ * PHASE_DONE and does nothing.
+ */
 _printf_(3, 4) static void finish(Drain *d, int error, const char *fmt, ...)
 {
         va_list ap;
@@ -424,7 +433,7 @@ _printf_(3, 4) static void finish(Drain *d, int error, const char *fmt, ...)
         va_end(ap);
         free(d->message);
         d->message = m;
-        teardown(d);
+        (void)sd_event_source_set_enabled(d->progress_source, SD_EVENT_OFF);
         (void)sd_event_source_set_enabled(d->done_source, SD_EVENT_ONESHOT);
 }
 
@@ -514,11 +523,20 @@ static void check_complete(Drain *d)
 
 static void pump(Drain *d);
 
+/*
+ * The pod is gone. With its eviction in flight the answer is awaited rather
+ * than cancelled (this may run inside a watch handler, see teardown()); the
+ * answer then settles it as gone whatever it says.
+ */
 static void pod_gone(DrainPod *p)
 {
         if (p->state == POD_GONE || p->state == POD_FAILED)
                 return;
-        pod_cancel(p);
+        if (p->state == POD_EVICTING) {
+                p->gone_seen = true;
+                return;
+        }
+        p->retry = sd_event_source_disable_unref(p->retry);
         p->state = POD_GONE;
         p->blocked = false;
         changed(p->drain);
@@ -528,7 +546,7 @@ _printf_(3, 4) static void pod_fail(DrainPod *p, int error, const char *fmt, ...
 {
         va_list ap;
 
-        pod_cancel(p);
+        p->retry = sd_event_source_disable_unref(p->retry);
         p->state = POD_FAILED;
         p->blocked = false;
         p->error = error;
@@ -552,6 +570,8 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata)
         DrainPod *p = userdata;
 
         p->retry = sd_event_source_disable_unref(p->retry);
+        if (p->drain->phase == PHASE_DONE)
+                return 0;
         p->state = POD_QUEUED;
         advance(p->drain);
         return 0;
@@ -594,7 +614,8 @@ static void on_pdb_list(KubeClient *c, int error, json_object *body, const KubeS
         json_object *labels = mr_json_get(p->obj, "metadata", "labels", NULL);
 
         p->pdb_call = NULL;
-        if (error < 0 || !items || !json_object_is_type(items, json_type_array))
+        if (p->drain->phase == PHASE_DONE || error < 0 || !items ||
+            !json_object_is_type(items, json_type_array))
                 return; /* unnamed for now; the next 429 asks again */
         for (size_t i = 0; i < json_object_array_length(items); i++) {
                 json_object *pdb = json_object_array_get_idx(items, i);
@@ -657,8 +678,14 @@ static void on_evicted(KubeClient *c, int error, json_object *body, const KubeSt
         p->call = NULL;
         if (d->in_flight > 0)
                 d->in_flight--;
+        if (d->phase == PHASE_DONE)
+                return;
 
-        if (error >= 0) {
+        p->state = POD_QUEUED; /* no longer in flight; every branch below settles it */
+        if (p->gone_seen) {
+                /* the watch saw it go while we waited for this answer */
+                pod_gone(p);
+        } else if (error >= 0) {
                 p->state = POD_TERMINATING;
                 p->blocked = false;
                 mr_backoff_reset(&p->backoff);
@@ -816,6 +843,8 @@ static void on_daemonset(KubeClient *c, int error, json_object *body, const Kube
         Drain *d = check->drain;
 
         check->call = NULL;
+        if (d->phase == PHASE_DONE)
+                return;
         check->pending = false;
         check->result = error < 0 ? error : 0;
         if (error < 0)
@@ -1038,8 +1067,8 @@ int drain_start(KubeClient *client, sd_event *e, const char *const *nodes, const
 
         if (!client || !e || !nodes || !nodes[0] || !on_done || !ret)
                 return -EINVAL;
-        while (nodes[n])
-                if (isempty(nodes[n++]))
+        for (; nodes[n]; n++)
+                if (isempty(nodes[n]))
                         return -EINVAL;
 
         d = calloc(1, sizeof(*d));
