@@ -185,16 +185,17 @@ static int setup_loop(Runner *r)
 
 static void runner_done(Runner *r)
 {
+        /* Release leadership first: its callback still reaches the engines. */
+        if (r->elector) {
+                elector_release(r->elector);
+                r->elector = elector_free(r->elector);
+        }
         for (size_t i = 0; i < r->n_engines; i++) {
                 engine_free(r->engines[i]);
                 free(r->names[i]);
         }
         free(r->engines);
         free(r->names);
-        if (r->elector) {
-                elector_release(r->elector);
-                elector_free(r->elector);
-        }
         sd_event_source_disable_unref(r->scan_timer);
         kube_client_free(r->client);
         sd_event_unref(r->event);

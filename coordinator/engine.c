@@ -213,7 +213,6 @@ static int step_drain(Tick *t, GroupStatus *g)
         if (error == 0) {
                 log_info_fields(LOG_FIELDS("rollout", e->rollout, "group", g->name), "Group %s: drained", g->name);
                 group_set_state(g, GROUP_GATING, t->now);
-                (void)group_set_message(g, NULL);
                 return ADVANCE;
         }
         if (error == -ETIMEDOUT || error == -MR_ECONFIG) {
@@ -259,7 +258,6 @@ static int step_gate(Tick *t, GroupStatus *g)
                 g->connections = res.long_lived;
                 log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
                                 "Group %s: connection gate passed (%lld long-lived)", g->name, (long long)res.long_lived);
-                (void)group_set_message(g, NULL);
                 after_gate(t, g);
                 return ADVANCE;
         }
@@ -278,17 +276,17 @@ static int step_gate(Tick *t, GroupStatus *g)
         switch (t->spec->gate_action) {
         case GATE_PROCEED:
                 g->connections = res.long_lived;
-                (void)group_set_message(g, "gate timed out (%s); proceeding", res.first_blocker);
+                after_gate(t, g);
+                (void)group_set_message(g, "gate timed out (%s); proceeded", res.first_blocker);
                 log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
                                    "Group %s: connection gate timed out (%s); proceeding as configured", g->name,
                                    res.first_blocker);
-                after_gate(t, g);
                 return ADVANCE;
         case GATE_ROLLBACK:
                 /* Nothing was replaced yet: undoing the group is uncordoning it. */
-                (void)group_set_message(g, "gate timed out (%s); rolled back", res.first_blocker);
                 group_set_state(g, GROUP_ROLLING_BACK, t->now);
                 g->rollback_step = 3;
+                (void)group_set_message(g, "gate timed out (%s); rolling back", res.first_blocker);
                 return ADVANCE;
         case GATE_PAUSE:
         default:
@@ -395,13 +393,13 @@ static int step_verify(Tick *t, GroupStatus *g)
         r = wait_ready(t, g, z, t->status->target.hash, t->spec->min_ready, t->spec->readiness_timeout, &changed,
                        &lagging);
         if (r == -ETIMEDOUT) {
-                (void)group_set_message(g, "ztunnel on %s not Ready after %llus; rolling the group back",
-                                        strna(lagging), (unsigned long long)(t->spec->readiness_timeout / USEC_PER_SEC));
                 log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
                                    "Group %s: ztunnel on %s not Ready in time; rolling the group back", g->name,
                                    strna(lagging));
                 group_set_state(g, GROUP_ROLLING_BACK, t->now);
                 g->rollback_step = 0;
+                (void)group_set_message(g, "ztunnel on %s not Ready after %llus; rolling the group back",
+                                        strna(lagging), (unsigned long long)(t->spec->readiness_timeout / USEC_PER_SEC));
                 return ADVANCE;
         }
         if (r == 0)
@@ -509,12 +507,14 @@ static int step_rollback(Tick *t, GroupStatus *g)
                 r = uncordon_all(t, g);
                 if (r < 0)
                         return r;
+                _cleanup_free_ char *why = TAKE_PTR(g->message); /* the reason the rollback started */
                 group_set_state(g, GROUP_ROLLED_BACK, t->now);
                 g->rollback_step = 0;
+                (void)group_set_message(g, "%s", strempty(why));
                 log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
                                    "Group %s: rolled back; rollout paused", g->name);
-                if (rollout_status_set_phase(t->status, ROLLOUT_PAUSED, "RolledBack",
-                                             "group %s rolled back: %s", g->name, strempty(g->message)) < 0)
+                if (rollout_status_set_phase(t->status, ROLLOUT_PAUSED, "RolledBack", "group %s rolled back: %s",
+                                             g->name, strempty(why)) < 0)
                         return -ENOMEM;
                 return ADVANCE;
         }
@@ -530,8 +530,8 @@ static int step_pending(Tick *t, GroupStatus *g)
         if ((r = inspect(t, &z)) < 0)
                 return r;
         if (nodes_in(z, g, t->status->target.hash, true, &lagging) == (int)g->n_nodes) {
-                (void)group_set_message(g, "already on revision %s", t->status->target.hash);
                 group_set_state(g, GROUP_DONE, t->now);
+                (void)group_set_message(g, "already on revision %s", t->status->target.hash);
                 return ADVANCE;
         }
         log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name), "Group %s: starting (%zu nodes)",
@@ -659,23 +659,23 @@ static int handle_requests(Tick *t, json_object *obj, bool *ret_clear_abort, con
                 case GROUP_SOAKING:
                 case GROUP_DONE:
                         /* Its nodes carry traffic again: drain them before touching ztunnel. */
-                        (void)group_set_message(g, "rollback requested by an operator: draining first");
                         g->rollback_requested = true;
                         group_set_state(g, GROUP_CORDONING, t->now);
+                        (void)group_set_message(g, "rollback requested by an operator: draining first");
                         break;
                 case GROUP_REPLACING:
                 case GROUP_VERIFYING:
                         /* Drained already: roll back at once. */
-                        (void)group_set_message(g, "rollback requested by an operator");
                         group_set_state(g, GROUP_ROLLING_BACK, t->now);
                         g->rollback_step = 0;
+                        (void)group_set_message(g, "rollback requested by an operator");
                         break;
                 default:
                         /* Cordoning, Draining, Gating: nothing replaced yet; undoing is uncordoning. */
                         drain_stop(t->e);
-                        (void)group_set_message(g, "rollback requested by an operator before ztunnel was replaced");
                         group_set_state(g, GROUP_ROLLING_BACK, t->now);
                         g->rollback_step = 3;
+                        (void)group_set_message(g, "rollback requested by an operator before ztunnel was replaced");
                         break;
                 }
                 log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),

@@ -363,6 +363,9 @@ void group_set_state(GroupStatus *g, GroupState state, usec_t now)
                 g->ready_since = 0;
         g->state = state;
         g->since = now;
+        /* A message describes the state it was written in. */
+        free(g->message);
+        g->message = NULL;
 }
 
 _printf_(2, 0) static int set_message_v(char **dst, const char *fmt, va_list ap)

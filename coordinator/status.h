@@ -101,7 +101,7 @@ int rollout_status_current(const RolloutStatus *s);
 /* Finds a group by name, or NULL. */
 GroupStatus *rollout_status_group(RolloutStatus *s, const char *name);
 
-/* Sets a group's state, stamping since (and startedAt/finishedAt as they apply). */
+/* Sets a group's state, stamping since (and startedAt/finishedAt as they apply); clears its message. */
 void group_set_state(GroupStatus *g, GroupState state, usec_t now);
 /* Replaces a group's message (NULL clears). 0 or -ENOMEM. */
 int group_set_message(GroupStatus *g, const char *fmt, ...) _printf_(2, 3);
