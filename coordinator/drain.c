@@ -25,7 +25,8 @@
  *          → RETRY_WAIT (429 or a transient failure; a timer re-queues it)
  *          → FAILED (refused for good)
  * The watch may see a pod go in any state (someone else deleted it, or the
- * DELETED event beat the 201): that cancels whatever is in flight for it.
+ * DELETED event beat the 201): a waiting pod is gone at once, one with its
+ * request in flight is marked and settled as gone when the answer comes.
  * "Gone" is a DELETED event with the pod's UID, an ADDED/MODIFIED of the
  * same name with another UID (a StatefulSet replacement), or absence from
  * a relist (after 410 Gone the watch lists again).
@@ -55,10 +56,15 @@
  *
  * Callbacks. Progress goes through a defer source enabled ONESHOT on every
  * change, so a burst of changes in one iteration reaches the caller once.
- * The end goes through another defer source: the teardown (cancel calls,
- * stop watches, disarm timers) happens where the end is decided, the
- * on_done call one dispatch later, so no user code ever runs inside a
- * libcurl or watch callback and on_done may free the Drain.
+ * The end goes through another defer source: where the end is decided only
+ * the result is recorded (every callback after that sees PHASE_DONE and
+ * returns); the done source tears down (cancels calls, stops watches,
+ * disarms timers) and then calls on_done. Nothing is cancelled from inside
+ * a watch handler, because handlers run inside libcurl's write callback
+ * and libcurl forbids removing a transfer from the multi handle there (a
+ * DELETED event that ended the drain used to free another transfer under
+ * curl's feet). And no user code runs inside a libcurl or watch callback,
+ * so on_done and on_progress may free the Drain.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -169,7 +175,6 @@ struct Drain {
         Phase phase;
         unsigned in_flight;
         uint64_t block_seq;
-        usec_t started;
 
         sd_event_source *timeout_source, *progress_source, *done_source;
         drain_progress_t on_progress;
@@ -933,13 +938,21 @@ static int add_pod(Drain *d, DrainNode *n, json_object *obj)
 
         ctl = pod_controller(obj);
         if (ctl && streq_ptr(mr_json_get_str(ctl, "kind", NULL), "DaemonSet")) {
-                if (pod_is_finished(obj)) {
+                const char *owner = mr_json_get_str(ctl, "name", NULL);
+                if (pod_is_finished(obj))
                         p->action = ACTION_DELETE;
-                        return 0;
+                else if (!isempty(owner)) {
+                        p->action = ACTION_CHECK_DAEMONSET;
+                        r = check_daemonset(d, p, owner);
+                        if (r < 0)
+                                return r;
+                } else if (d->opts.force)
+                        classify_rest(d, p); /* an owner without a name cannot exist: as if it were gone */
+                else {
+                        p->action = ACTION_REFUSE;
+                        p->problem = PROBLEM_DAEMONSET_MISSING;
                 }
-                p->action = ACTION_CHECK_DAEMONSET;
-                r = check_daemonset(d, p, strempty(mr_json_get_str(ctl, "name", NULL)));
-                return r;
+                return 0;
         }
         classify_rest(d, p);
         return 0;

@@ -8,9 +8,10 @@
  * --delete-emptydir-data / --force from the spec), made faster and
  * observable:
  *
- *   1. List the pods of every node (fieldSelector spec.nodeName=N, plus the
- *      spec's podSelector) and classify each, in kubectl's order: finished
- *      pods are deleted; DaemonSet pods are skipped (their DaemonSet must
+ *   1. List the pods of every node (fieldSelector spec.nodeName=N; the
+ *      spec's podSelector is applied to the list) and classify each, in
+ *      kubectl's order: finished pods are deleted (DELETE with their UID as
+ *      precondition); DaemonSet pods are skipped (their DaemonSet must
  *      exist, else they are an error unless force); mirror pods
  *      (kubernetes.io/config.mirror) are skipped; pods with emptyDir volumes
  *      are an error unless deleteEmptyDirData; pods with no controller are an
@@ -102,7 +103,9 @@ int drain_start(KubeClient *client, sd_event *e, const char *const *nodes, const
 void drain_get_progress(const Drain *d, DrainProgress *ret);
 /*
  * Cancels whatever is in flight (no callback) and frees. Accepts NULL.
- * Returns NULL. Safe from inside on_progress and on_done.
+ * Returns NULL. Safe from inside on_progress and on_done; not from inside a
+ * watch handler or request callback of the same client (it cancels
+ * transfers, which libcurl forbids there).
  */
 Drain *drain_free(Drain *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Drain *, drain_free);

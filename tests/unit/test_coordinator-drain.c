@@ -58,7 +58,8 @@ typedef struct Fake {
         bool daemonset_exists;
         const char *pdb_list;       /* body of GET …/poddisruptionbudgets */
         unsigned eviction_delay_ms; /* 201s are held back this long */
-        unsigned pdb_lists, ds_gets, deletes, posts;
+        bool expire_watches;        /* report deletions by 410 and a relist */
+        unsigned pdb_lists, ds_gets, deletes, posts, expired;
         usec_t eviction_at[MAX_EVICTIONS]; /* arrival times */
         char eviction_body[MAX_EVICTIONS][512];
         char delete_body[4][512];
@@ -138,7 +139,7 @@ static void serve_pods(Fake *f, const HttpRequest *req, HttpResponse *resp)
                     "\"items\":[");
                 bool first = true;
                 for (size_t i = 0; i < f->n_pods; i++)
-                        if (streq_ptr(pod_node(&f->pods[i]), node)) {
+                        if (streq_ptr(pod_node(&f->pods[i]), node) && !f->pods[i].deleted) {
                                 l += (size_t)snprintf(buf + l, sizeof(buf) - l, "%s%s", first ? "" : ",",
                                                       f->pods[i].json);
                                 first = false;
@@ -147,6 +148,19 @@ static void serve_pods(Fake *f, const HttpRequest *req, HttpResponse *resp)
                 http_respond(resp, 200, buf);
                 return;
         }
+        /* With expire_watches, news is a 410: the informer lists again and finds the pod absent. */
+        if (f->expire_watches)
+                for (size_t i = 0; i < f->n_pods; i++)
+                        if (f->pods[i].deleted && !f->pods[i].reported &&
+                            streq_ptr(pod_node(&f->pods[i]), node)) {
+                                f->pods[i].reported = true;
+                                f->expired++;
+                                http_respond(
+                                    resp, 410,
+                                    "{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":\"too old "
+                                    "resource version\",\"reason\":\"Expired\",\"code\":410}");
+                                return;
+                        }
         /* A short watch connection: what was evicted since the last one, a bookmark, the end. */
         resp->status = 200;
         for (size_t i = 0; i < f->n_pods; i++) {
@@ -554,6 +568,31 @@ static void test_eviction_answers(void **state)
         fake_free(&f);
 }
 
+static void test_gone_from_relist(void **state)
+{
+        Fake f = {.expire_watches = true};
+        HttpFixture *hf;
+        Run r = {};
+
+        fake_add(&f, POD("shop", "web-1", "n1", OWNER("ReplicaSet", "w")) RUNNING);
+        fake_add(&f, POD("shop", "web-2", "n1", OWNER("ReplicaSet", "w")) RUNNING);
+        assert_int_equal(http_fixture_start(fake_handler, &f, &hf), 0);
+        run_start(&r, http_fixture_url(hf));
+
+        DrainOptions o = fast_options();
+        const char *nodes[] = {"n1", NULL};
+        run_drain(&r, nodes, &o, 10 * USEC_PER_SEC);
+        assert_int_equal(r.error, 0);
+        assert_int_equal(r.final.gone, 2);
+        http_fixture_lock(hf);
+        assert_true(f.expired >= 1);
+        http_fixture_unlock(hf);
+
+        run_stop(&r);
+        http_fixture_free(hf);
+        fake_free(&f);
+}
+
 static void test_concurrency_limit(void **state)
 {
         static const char *const pods[] = {
@@ -904,6 +943,7 @@ int main(void)
                 cmocka_unit_test(test_pdb_blocks_then_allows),
                 cmocka_unit_test(test_timeout_names_the_pdb),
                 cmocka_unit_test(test_eviction_answers),
+                cmocka_unit_test(test_gone_from_relist),
                 cmocka_unit_test(test_concurrency_limit),
 #if HAVE_KUBESIM
                 cmocka_unit_test(test_sim_daemonset_skipped_replacements_elsewhere),
