@@ -8,8 +8,8 @@
  * printers.go), so the simulator's `kubectl get` output reads like a real
  * cluster's: columns with priority 1 appear only with -o wide (kubectl
  * filters; the server always sends them). Kinds without a printer get
- * NAME and AGE, plus a CRD's additionalPrinterColumns with simple
- * ".a.b.c" JSON paths.
+ * NAME and a CRD's additionalPrinterColumns (simple ".a.b.c" JSON paths),
+ * or NAME and AGE when the CRD declares none.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -713,8 +713,16 @@ int sim_table_render(SimStore *s, const SimKind *k, json_object *const *objs, si
         for (size_t i = 0; i < ELEMENTSOF(printers); i++)
                 if (printers[i].kind == k)
                         p = &printers[i];
-        if (!p)
+        if (!p) {
+                /*
+                 * As the real server (apiextensions-apiserver's serveDefaultColumnsIfEmpty):
+                 * a CRD's printer columns replace the default Age column; only
+                 * a kind without any gets NAME and AGE.
+                 */
                 crd_cols = crd_printer_columns(s, k);
+                if (!json_object_is_type(crd_cols, json_type_array) || json_object_array_length(crd_cols) == 0)
+                        crd_cols = NULL;
+        }
 
         mr_json_set_str(t, "kind", "Table");
         mr_json_set_str(t, "apiVersion", "meta.k8s.io/v1");
@@ -731,7 +739,7 @@ int sim_table_render(SimStore *s, const SimKind *k, json_object *const *objs, si
                         json_object_array_add(cols, column_json(&p->columns[i]));
         else {
                 json_object_array_add(cols, column_json(&generic_columns[0]));
-                for (size_t i = 0; crd_cols && json_object_is_type(crd_cols, json_type_array) && i < json_object_array_length(crd_cols); i++) {
+                for (size_t i = 0; crd_cols && i < json_object_array_length(crd_cols); i++) {
                         json_object *c = json_object_array_get_idx(crd_cols, i);
                         const char *type = mr_json_get_str(c, "type", NULL);
                         Column col = {.name = strempty(mr_json_get_str(c, "name", NULL)),
@@ -743,7 +751,8 @@ int sim_table_render(SimStore *s, const SimKind *k, json_object *const *objs, si
                         col.priority = (int)prio;
                         json_object_array_add(cols, column_json(&col));
                 }
-                json_object_array_add(cols, column_json(&generic_columns[1]));
+                if (!crd_cols)
+                        json_object_array_add(cols, column_json(&generic_columns[1]));
         }
 
         rows = json_object_new_array();
@@ -759,7 +768,7 @@ int sim_table_render(SimStore *s, const SimKind *k, json_object *const *objs, si
                         p->row(objs[i], cells, now);
                 else {
                         add_name(cells, objs[i]);
-                        for (size_t j = 0; crd_cols && json_object_is_type(crd_cols, json_type_array) && j < json_object_array_length(crd_cols); j++) {
+                        for (size_t j = 0; crd_cols && j < json_object_array_length(crd_cols); j++) {
                                 json_object *c = json_object_array_get_idx(crd_cols, j);
                                 json_object *v = simple_path(objs[i], strempty(mr_json_get_str(c, "jsonPath", NULL)));
                                 if (v && streq_ptr(mr_json_get_str(c, "type", NULL), "date"))
@@ -767,7 +776,8 @@ int sim_table_render(SimStore *s, const SimKind *k, json_object *const *objs, si
                                 else
                                         json_object_array_add(cells, v ? mr_json_copy(v) : NULL);
                         }
-                        add_age(cells, objs[i], now);
+                        if (!crd_cols)
+                                add_age(cells, objs[i], now);
                 }
                 json_object_object_add(row, "cells", cells);
                 o = row_object(objs[i], include_object);

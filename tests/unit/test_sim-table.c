@@ -164,7 +164,28 @@ static void test_crd_columns(void **state)
                          0);
         const SimKind *k = sim_store_find_kind(s, "example.com", "v1", "widgets");
         assert_string_equal(cells(s, k, "{\"metadata\":{\"name\":\"w\"},\"spec\":{\"size\":3},\"status\":{\"phase\":\"Up\"}}", NULL, NULL),
-                            "[\"w\",\"Up\",3,\"<unknown>\"]");
+                            "[\"w\",\"Up\",3]");
+        /* declared columns replace the default AGE; a date column is printed as an age */
+        assert_int_equal(sim_store_create(s, &SIM_CRDS,
+                                          J("{\"metadata\":{\"name\":\"gadgets.example.com\"},\"spec\":{\"group\":\"example.com\","
+                                            "\"names\":{\"plural\":\"gadgets\",\"kind\":\"Gadget\"},\"scope\":\"Cluster\","
+                                            "\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true,"
+                                            "\"additionalPrinterColumns\":[{\"name\":\"Age\",\"type\":\"date\",\"jsonPath\":\".metadata.creationTimestamp\"}]}]}}"),
+                                          "t", NULL, NULL),
+                         0);
+        k = sim_store_find_kind(s, "example.com", "v1", "gadgets");
+        assert_string_equal(cells(s, k, "{\"metadata\":{\"name\":\"g\",\"creationTimestamp\":\"2025-12-31T23:56:40Z\"}}",
+                                  NULL, NULL),
+                            "[\"g\",\"3m20s\"]");
+        /* no columns declared: NAME and AGE */
+        assert_int_equal(sim_store_create(s, &SIM_CRDS,
+                                          J("{\"metadata\":{\"name\":\"things.example.com\"},\"spec\":{\"group\":\"example.com\","
+                                            "\"names\":{\"plural\":\"things\",\"kind\":\"Thing\"},\"scope\":\"Cluster\","
+                                            "\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true}]}}"),
+                                          "t", NULL, NULL),
+                         0);
+        k = sim_store_find_kind(s, "example.com", "v1", "things");
+        assert_string_equal(cells(s, k, "{\"metadata\":{\"name\":\"t\"}}", NULL, NULL), "[\"t\",\"<unknown>\"]");
         sim_store_unlock(s);
         sim_store_free(s);
 }
