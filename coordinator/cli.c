@@ -63,7 +63,7 @@ int cli_parse_common(Cli *cli, int opt, const char *arg)
                 cli->identity = arg;
                 return 0;
         case 0x1009:
-                if (streq(arg, "true"))
+                if (!arg || streq(arg, "true"))
                         cli->leader_elect = true;
                 else if (streq(arg, "false"))
                         cli->leader_elect = false;

@@ -27,14 +27,14 @@ typedef struct Cli {
                 { "log-level", required_argument, NULL, 0x1005 }, { "log-format", required_argument, NULL, 0x1006 }, \
                 { "lease-namespace", required_argument, NULL, 0x1007 },                                           \
                 { "identity", required_argument, NULL, 0x1008 },                                                  \
-                { "leader-elect", required_argument, NULL, 0x1009 }, { "tick", required_argument, NULL, 0x100a }
+                { "leader-elect", optional_argument, NULL, 0x1009 }, { "tick", required_argument, NULL, 0x100a }
 
 #define CLI_COMMON_HELP                                                                                            \
         "  --server URL, --kubeconfig FILE, --context NAME, --token TOKEN, --insecure-skip-tls-verify\n"          \
         "                            how to reach the API server (kubectl's rules; in-cluster too)\n"             \
         "  --lease-namespace NS      namespace of the election Lease (default meshroll)\n"                          \
         "  --identity ID             this coordinator's identity (default $POD_NAME, else host-pid)\n"             \
-        "  --leader-elect true|false elect a leader before mutating (default true)\n"                               \
+        "  --leader-elect[=false]    elect a leader before mutating (default true)\n"                               \
         "  --tick DUR                reconcile interval (default 1s)\n"                                             \
         "  --log-level LEVEL, --log-format logfmt|json\n"
 
