@@ -41,10 +41,10 @@
 typedef struct DrainOptions {
         usec_t timeout;               /* whole drain, listing included; 0 = none */
         unsigned concurrency;         /* eviction/deletion requests in flight at once, 0 → 10 */
-        int64_t grace_period_seconds; /* < 0: each pod's own; else DeleteOptions.gracePeriodSeconds */
+        int64_t grace_period_seconds; /* -1: each pod's own; else DeleteOptions' (0 = at once!) */
         const char *pod_selector;     /* label selector string, or NULL for all pods (copied) */
         bool delete_emptydir_data;
-        bool force;                   /* also delete pods no controller manages, or whose DaemonSet is gone */
+        bool force;                   /* also unmanaged pods, and those of a deleted DaemonSet */
         usec_t retry_base, retry_cap; /* 429 backoff, 0 → 1 s, 10 s */
 } DrainOptions;
 
@@ -54,15 +54,15 @@ typedef struct DrainOptions {
  * once eviction began.
  */
 typedef struct DrainProgress {
-        unsigned total;               /* pods to evict or delete */
-        unsigned skipped;             /* DaemonSet and mirror pods left alone */
-        unsigned evicting;            /* not evicted yet: queued for a slot, request in flight, or waiting to retry */
-        unsigned blocked;             /* of those, last answered 429 */
-        unsigned terminating;         /* evicted, not gone yet */
+        unsigned total;       /* pods to evict or delete */
+        unsigned skipped;     /* DaemonSet and mirror pods left alone */
+        unsigned evicting;    /* not evicted yet: queued, in flight, or waiting to retry */
+        unsigned blocked;     /* of those, last answered 429 */
+        unsigned terminating; /* evicted, not gone yet */
         unsigned gone;
-        unsigned failed;              /* the API refused for good (e.g. 500 "more than one PodDisruptionBudget") */
-        char blocking_pdb[256];       /* "ns/name" of a PDB blocking an eviction now, or "" (not known yet) */
-        char blocked_pod[256];        /* "ns/name" of a pod blocked now (by blocking_pdb when set), or "" */
+        unsigned failed;        /* the API refused for good (e.g. 500 "more than one PodDisruptionBudget") */
+        char blocking_pdb[256]; /* "ns/name" of a PDB blocking an eviction now, or "" (not known yet) */
+        char blocked_pod[256];  /* "ns/name" of a pod blocked now (by blocking_pdb when set), or "" */
 } DrainProgress;
 
 typedef struct Drain Drain;
@@ -87,7 +87,8 @@ typedef void (*drain_progress_t)(Drain *d, const DrainProgress *p, void *userdat
  * for the call. After the callback the Drain is inert (nothing in flight);
  * free it with drain_free (may be done inside the callback).
  */
-typedef void (*drain_done_t)(Drain *d, int error, const DrainProgress *p, const char *message, void *userdata);
+typedef void (*drain_done_t)(Drain *d, int error, const DrainProgress *p, const char *message,
+                             void *userdata);
 
 /*
  * Starts draining nodes (NULL-terminated, copied) on e with client (both
