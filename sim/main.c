@@ -5,7 +5,7 @@
  *
  *   meshroll-kubesim --scenario FILE [--listen 127.0.0.1:PORT] [--speed X]
  *                    [--seed N] [--audit FILE] [--tls-cert F --tls-key F]
- *                    [--token T] [--log-level LEVEL]
+ *                    [--token T] [--dataplane] [--log-level LEVEL]
  *
  * Prints its URL on stdout once it serves, runs until SIGTERM or SIGINT,
  * then stops cleanly. Bad flags or a bad scenario: one message, exit 2.
@@ -42,6 +42,8 @@ static void help(void)
                "  --tls-cert FILE      serve HTTPS with this PEM certificate (needs --tls-key)\n"
                "  --tls-key FILE       the PEM private key for --tls-cert\n"
                "  --token TOKEN        require \"Authorization: Bearer TOKEN\"\n"
+               "  --dataplane          run node proxies and backends on real loopback sockets\n"
+               "                       (each node's address: annotation sim.meshroll.io/address)\n"
                "  --log-level LEVEL    debug, info, notice, warning or error (default info)\n"
                "  --help               this text\n\n"
                "Prints the server URL on stdout when ready; stops on SIGTERM or SIGINT.\n");
@@ -49,7 +51,7 @@ static void help(void)
 
 static int run(int argc, char *argv[])
 {
-        enum { ARG_SCENARIO = 256, ARG_LISTEN, ARG_SPEED, ARG_SEED, ARG_AUDIT, ARG_CERT, ARG_KEY, ARG_TOKEN, ARG_LOG, ARG_HELP };
+        enum { ARG_SCENARIO = 256, ARG_LISTEN, ARG_SPEED, ARG_SEED, ARG_AUDIT, ARG_CERT, ARG_KEY, ARG_TOKEN, ARG_LOG, ARG_HELP, ARG_DATAPLANE };
         static const struct option options[] = {
                 {"scenario", required_argument, NULL, ARG_SCENARIO},
                 {"listen", required_argument, NULL, ARG_LISTEN},
@@ -61,6 +63,7 @@ static int run(int argc, char *argv[])
                 {"token", required_argument, NULL, ARG_TOKEN},
                 {"log-level", required_argument, NULL, ARG_LOG},
                 {"help", no_argument, NULL, ARG_HELP},
+                {"dataplane", no_argument, NULL, ARG_DATAPLANE},
                 {},
         };
         SimOptions o = {.listen = "127.0.0.1:0", .speed = 1.0, .seed = 1};
@@ -111,6 +114,9 @@ static int run(int argc, char *argv[])
                         if (r < 0)
                                 usage_error("--log-level %s: expected debug, info, notice, warning or error", optarg);
                         log_set_max_level(r);
+                        break;
+                case ARG_DATAPLANE:
+                        o.dataplane = true;
                         break;
                 case ARG_HELP:
                         help();

@@ -2,8 +2,9 @@
 /*
  * sim.c — one simulated cluster behind one handle (see sim.h): the
  * simulated clock, the store (with its audit log), the scenario, the
- * controllers and the HTTP API server, started in that order and stopped
- * in reverse: the server first (no more requests, every watch ended), then
+ * controllers, the data plane (when asked for) and the HTTP API server,
+ * started in that order and stopped in reverse: the server first (no more
+ * requests, every watch ended), then the data plane (every socket closed),
  * the controller thread, then the store.
  */
 #include <fcntl.h>
@@ -20,6 +21,7 @@ struct Sim {
         SimApi api;
         SimHttp *http;
         SimControllers *controllers;
+        SimDataplane *dataplane;
         int audit_fd;
         char address[300];
         char url[320];
@@ -73,6 +75,11 @@ int sim_start(const SimOptions *opts, Sim **ret, MrError *err)
                 return mr_error_set(err, r, "cannot start the controllers: %s", mr_strerror(r));
         }
 
+        if (opts->dataplane && (r = sim_dataplane_start(sim->store, opts->dataplane_options, &sim->dataplane)) < 0) {
+                sim_stop(sim);
+                return mr_error_set(err, r, "cannot start the data plane: %s", mr_strerror(r));
+        }
+
         sim->api = (SimApi){.store = sim->store, .faults = &sim->faults, .server_address = sim->address};
         SimHttpOptions ho = {
                 .listen = listen,
@@ -109,11 +116,17 @@ SimFaults *sim_get_faults(Sim *sim)
         return &sim->faults;
 }
 
+SimDataplane *sim_get_dataplane(Sim *sim)
+{
+        return sim->dataplane;
+}
+
 Sim *sim_stop(Sim *sim)
 {
         if (!sim)
                 return NULL;
         sim->http = sim_http_stop(sim->http);
+        sim->dataplane = sim_dataplane_stop(sim->dataplane);
         sim->controllers = sim_controllers_stop(sim->controllers);
         sim->store = sim_store_free(sim->store);
         if (sim->audit_fd >= 0)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dataplane.h"
 #include "meshroll/errors.h"
 #include "scenario.h"
 #include "store.h"
@@ -26,6 +27,8 @@ typedef struct SimOptions {
         bool tls;                    /* serve HTTPS with tls_cert/tls_key */
         const char *tls_cert, *tls_key; /* PEM files */
         const char *token;           /* when set, require "Authorization: Bearer <token>" */
+        bool dataplane;              /* run the real data plane (dataplane.h, docs/dataplane.md) */
+        const SimDataplaneOptions *dataplane_options; /* NULL: defaults */
 } SimOptions;
 
 /* Loads the scenario, starts controllers and the server. err names what failed. */
@@ -35,5 +38,7 @@ const char *sim_url(const Sim *sim);
 SimStore *sim_get_store(Sim *sim);
 /* Faults may be changed while running (under the store lock). Borrowed. */
 SimFaults *sim_get_faults(Sim *sim);
+/* The data plane (borrowed), or NULL when SimOptions.dataplane was false. */
+SimDataplane *sim_get_dataplane(Sim *sim);
 /* Stops the server and controllers, closes every connection. Returns NULL. */
 Sim *sim_stop(Sim *sim);
