@@ -158,6 +158,7 @@ struct Relay {
         RelayKind kind;
         char ztunnel_uid[64];
         bool header_done, connecting;
+        bool refused;              /* inbound to a terminating backend: FIN sent, reading until the peer's */
         char destination[320];     /* "ns/service" or the backend address, for diagnostics and metrics */
         RelaySide side[2];         /* 0: downstream (accepted), 1: upstream */
 };
@@ -458,8 +459,19 @@ static bool relay_route(Relay *r, const char *line)
                 for (size_t i = 0; i < dp->n_pods && !backend; i++)
                         if (dp->pods[i]->addr.s_addr == to.s_addr && streq(dp->pods[i]->node, r->node->name))
                                 backend = dp->pods[i];
-                if (!backend || backend->lfd < 0)
+                if (!backend)
                         goto fail;
+                if (backend->lfd < 0) {
+                        /*
+                         * Terminating (or not yet serving): refuse gracefully, as the pod's own
+                         * socket would have, so the client retries elsewhere instead of failing.
+                         */
+                        (void)shutdown(r->side[0].fd, SHUT_WR);
+                        r->side[0].shut = true;
+                        r->side[0].len = 0;
+                        r->refused = r->header_done = true;
+                        return true;
+                }
                 header[0] = 0;
         }
 
@@ -544,9 +556,31 @@ static void relay_update_events(Relay *r)
         }
 }
 
+/* A refused relay reads and drops until the peer's FIN, then closes without a RST. */
+static bool relay_drain_refused(Relay *r)
+{
+        RelaySide *s = &r->side[0];
+        for (int round = 0; round < DP_PUMP_ROUNDS; round++) {
+                ssize_t n = recv(s->fd, s->buf, sizeof s->buf, 0);
+                if (n == 0) {
+                        relay_free_later(r, false, false);
+                        return false;
+                }
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        relay_free_later(r, true, false);
+                        return false;
+                }
+        }
+        return true;
+}
+
 /* Moves bytes both ways until nothing moves. false when the relay is gone. */
 static bool relay_pump(Relay *r)
 {
+        if (r->refused)
+                return relay_drain_refused(r);
         for (int round = 0; round < DP_PUMP_ROUNDS; round++) {
                 bool progress = false;
                 for (int i = 0; i < 2; i++) {
@@ -569,6 +603,8 @@ static bool relay_pump(Relay *r)
                         if (i == 0 && !r->header_done) {
                                 if (!relay_header(r))
                                         return false;
+                                if (r->refused)
+                                        return relay_drain_refused(r);
                                 if (!r->header_done)
                                         continue;
                                 progress = true;
@@ -876,6 +912,9 @@ static int backend_listen(SimDataplane *dp, DpPod *p)
 /* The pod is terminating: no new connections; the open ones end with a FIN after their answers. */
 static void backend_drain(DpPod *p)
 {
+        /* Connections the kernel already completed are taken (and drained) rather than reset by the close. */
+        if (p->lfd >= 0)
+                backend_accept_event(&p->lh, EPOLLIN);
         if (p->lfd >= 0)
                 close(p->lfd);
         p->lfd = -EBADF;

@@ -362,13 +362,13 @@ static bool moved_off(Env *e, const void *arg)
         return sim_loadgen_connections_on_node(e->lg, m->node) == 0 && pool_full(e, NULL);
 }
 
-static void cordon(Env *e, const char *node)
+static void set_unschedulable(Env *e, const char *node, bool on)
 {
         SimStore *s = sim_get_store(e->sim);
         sim_store_lock(s);
         json_object *n = mr_json_copy(sim_store_get(s, &SIM_NODES, NULL, node));
         assert_non_null(n);
-        assert_int_equal(mr_json_set_bool(mr_json_ensure_object(n, "spec", NULL), "unschedulable", true), 0);
+        assert_int_equal(mr_json_set_bool(mr_json_ensure_object(n, "spec", NULL), "unschedulable", on), 0);
         assert_int_equal(sim_store_update(s, &SIM_NODES, n, 0, "test", NULL, NULL), 0);
         sim_store_unlock(s);
 }
@@ -414,7 +414,7 @@ static void test_eviction_is_graceful(void **state)
         assert_int_equal(clients.n, 2);
         const char *node = clients.node[0];
         bool shared = streq(clients.node[1], node);
-        cordon(&e, node);
+        set_unschedulable(&e, node, true);
         wait_for(&e, evicted, &(Evict){"shop", clients.name[0]}, "the client eviction to be admitted");
         if (!shared)
                 wait_for(&e, moved_off, &(Moved){node}, "the connections to leave the drained node");
@@ -447,6 +447,140 @@ static void test_eviction_is_graceful(void **state)
         env_stop(&e, false);
 }
 
+typedef struct NodePods {
+        char name[16][128];
+        bool daemon[16];
+        unsigned n;
+} NodePods;
+
+static int collect_on_node(json_object *pod, void *userdata)
+{
+        NodePods *l = userdata;
+        json_object *refs = mr_json_get(pod, "metadata", "ownerReferences", NULL);
+        if (l->n >= ELEMENTSOF(l->name) || mr_json_get(pod, "metadata", "deletionTimestamp", NULL))
+                return 0;
+        snprintf(l->name[l->n], sizeof l->name[0], "%s/%s", mr_json_get_str(pod, "metadata", "namespace", NULL),
+                 mr_json_get_str(pod, "metadata", "name", NULL));
+        l->daemon[l->n] = refs && streq_ptr(mr_json_get_str(json_object_array_get_idx(refs, 0), "kind", NULL), "DaemonSet");
+        l->n++;
+        return 0;
+}
+
+static NodePods pods_on_node(Env *e, const char *node)
+{
+        NodePods l = {};
+        SimStore *s = sim_get_store(e->sim);
+        sim_store_lock(s);
+        assert_int_equal(sim_store_foreach_pod_on_node(s, node, collect_on_node, &l), 0);
+        sim_store_unlock(s);
+        return l;
+}
+
+static bool node_quiet(Env *e, const void *arg)
+{
+        SimDataplaneNode n = node_info(e, arg);
+        return established(n.address, 15001) == 0 && established(n.address, 15006) == 0 && n.active == 0 &&
+               pool_full(e, NULL);
+}
+
+/*
+ * meshroll's order on every node: cordon, evict, wait until the node's
+ * proxies hold no connection, replace ztunnel, uncordon. Nothing is reset,
+ * no request fails.
+ */
+static void test_drain_then_replace(void **state)
+{
+        Env e;
+        env_start(&e, false);
+        wait_for(&e, proc_matches, NULL, "a settled pool");
+
+        for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
+                const char *node = nodes[i];
+                set_unschedulable(&e, node, true);
+                NodePods on = pods_on_node(&e, node);
+                const char *ztunnel = NULL;
+                for (unsigned k = 0; k < on.n; k++) {
+                        char *slash = strchr(on.name[k], '/');
+                        *slash = 0;
+                        if (on.daemon[k])
+                                ztunnel = slash + 1;
+                        else
+                                wait_for(&e, evicted, &(Evict){on.name[k], slash + 1}, "an eviction to be admitted");
+                }
+                assert_non_null(ztunnel);
+                wait_for(&e, node_quiet, node, "the node's connections to drain");
+
+                SimStore *s = sim_get_store(e.sim);
+                sim_store_lock(s);
+                assert_true(sim_store_delete(s, &SIM_PODS, "istio-system", ztunnel, -1, NULL, NULL, "test", NULL, NULL) >= 0);
+                sim_store_unlock(s);
+                wait_for(&e, node_state, &(NodeWait){.node = node, .listening = false}, "the old ztunnel to stop");
+                wait_for(&e, node_state, &(NodeWait){.node = node, .listening = true}, "the new ztunnel");
+                set_unschedulable(&e, node, false);
+                wait_for(&e, pods_settled, "db", "the backends");
+                wait_for(&e, pods_settled, "client", "the clients");
+                assert_int_equal(node_info(&e, node).reset, 0);
+        }
+        uint64_t min_ok = counters(&e).requests_ok + 50;
+        wait_for(&e, pool_full, &min_ok, "traffic after the upgrade");
+
+        SimLoadgenCounters c = counters(&e);
+        assert_int_equal(c.connections_reset, 0);
+        assert_int_equal(c.requests_failed, 0);
+        assert_true(c.connections_closed > 0);
+        SimDataplaneStats st;
+        assert_int_equal(sim_dataplane_get_stats(e.dp, &st), 0);
+        assert_int_equal(st.proxy_reset, 0);
+        assert_int_equal(st.proxy_failed, 0);
+        env_stop(&e, false);
+}
+
+static bool all_replaced(Env *e, const void *arg)
+{
+        const uint64_t *min_reset = arg;
+        PodList zt = pods(e, "istio-system", "app", "ztunnel");
+        SimStore *s = sim_get_store(e->sim);
+        unsigned ok = 0;
+        sim_store_lock(s);
+        for (unsigned i = 0; i < zt.n; i++) {
+                json_object *pod = sim_store_get(s, &SIM_PODS, "istio-system", zt.name[i]);
+                ok += zt.ready[i] && !zt.deleting[i] &&
+                      streq_ptr(mr_json_get_str(pod, "metadata", "annotations", "istio.io/rev", NULL), "1-25-0");
+        }
+        sim_store_unlock(s);
+        return zt.n == ELEMENTSOF(nodes) && ok == zt.n && counters(e).connections_reset >= *min_reset &&
+               pool_full(e, NULL);
+}
+
+/* The in-place upgrade: the DaemonSet rolls (surge, no drain) and every connection is reset on the way. */
+static void test_in_place_upgrade_resets(void **state)
+{
+        Env e;
+        env_start(&e, false);
+        wait_for(&e, proc_matches, NULL, "a settled pool");
+        uint64_t conns = counters(&e).connections_active;
+
+        SimStore *s = sim_get_store(e.sim);
+        sim_store_lock(s);
+        json_object *ds = mr_json_copy(sim_store_get(s, &SIM_DAEMONSETS, "istio-system", "ztunnel"));
+        assert_non_null(ds);
+        json_object *strategy = NULL;
+        const char *rolling = "{\"type\":\"RollingUpdate\",\"rollingUpdate\":{\"maxSurge\":1,\"maxUnavailable\":0}}";
+        assert_int_equal(mr_json_parse(rolling, strlen(rolling), 4096, &strategy), 0);
+        json_object_object_add(mr_json_get(ds, "spec", NULL), "updateStrategy", strategy);
+        assert_int_equal(sim_store_update(s, &SIM_DAEMONSETS, ds, 0, "test", NULL, NULL), 0);
+        sim_store_unlock(s);
+
+        wait_for(&e, all_replaced, &conns, "the in-place rollout");
+        SimLoadgenCounters c = counters(&e);
+        assert_true(c.connections_reset >= conns);
+        assert_true(c.requests_failed >= conns);
+        SimDataplaneStats st;
+        assert_int_equal(sim_dataplane_get_stats(e.dp, &st), 0);
+        assert_true(st.proxy_reset >= conns);
+        env_stop(&e, false);
+}
+
 static void test_bad_options(void **state)
 {
         Env e;
@@ -469,6 +603,8 @@ int main(void)
                 cmocka_unit_test(test_traffic_flows),
                 cmocka_unit_test(test_ztunnel_restart_resets),
                 cmocka_unit_test(test_eviction_is_graceful),
+                cmocka_unit_test(test_drain_then_replace),
+                cmocka_unit_test(test_in_place_upgrade_resets),
                 cmocka_unit_test(test_bad_options),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
