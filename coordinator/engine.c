@@ -729,6 +729,31 @@ static int clear_annotation(Engine *e, const char *key)
         return kube_patch(e->client, path, KUBE_PATCH_MERGE, patch, NULL, &st);
 }
 
+/*
+ * The engine paused the rollout itself (a timeout, a rollback): record it in
+ * spec.paused too, so that resuming is always the operator's `meshroll
+ * resume` (spec.paused → false). Written after the status, which carries the
+ * reason; a crash in between means the step is tried again and pauses again.
+ */
+static int pause_spec(Engine *e)
+{
+        _cleanup_(json_object_putp) json_object *patch = NULL;
+        _cleanup_free_ char *path = NULL;
+        KubeStatus st;
+        int r;
+
+        static const char body[] = "{\"spec\":{\"paused\":true}}";
+
+        if (mr_json_parse(body, strlen(body), sizeof(body), &patch) < 0)
+                return -ENOMEM;
+        if ((r = fence(e)) < 0 || (r = kube_path(&KUBE_ROLLOUTS, NULL, e->rollout, NULL, &path)) < 0)
+                return r;
+        r = kube_patch(e->client, path, KUBE_PATCH_MERGE, patch, NULL, &st);
+        if (r < 0)
+                log_warning_errno(r, "Rollout %s: cannot set spec.paused: %s", e->rollout, st.message[0] ? st.message : "%m");
+        return r;
+}
+
 static void finish(Engine *e, RolloutPhase phase)
 {
         if (e->finished)
@@ -823,6 +848,8 @@ static int tick(Engine *e)
         r = write_status(e, obj, status, t.now);
         if (r < 0)
                 return r;
+        if (status->phase == ROLLOUT_PAUSED && !spec->paused)
+                (void)pause_spec(e);
         if (clear_abort)
                 (void)clear_annotation(e, ANNOTATION_ABORT);
         if (clear_rollback)

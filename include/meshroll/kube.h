@@ -278,6 +278,12 @@ typedef struct KubeWatch KubeWatch;
 /*
  * A handler returns 0 to go on; a negative return stops the watch and is
  * reported through on_stop. object is borrowed.
+ *
+ * Handlers run inside libcurl's write callback. From there a handler may
+ * stop its own watch, start new requests and arm timers, but must not
+ * cancel another request (kube_call_cancel) or stop another watch of the
+ * same client: libcurl forbids removing a transfer while it is delivering
+ * data. Defer such teardown to an sd-event defer or time source.
  */
 typedef int (*kube_watch_handler_t)(KubeWatch *w, KubeWatchEventType type, json_object *object, void *userdata);
 /*

@@ -307,6 +307,16 @@ static void test_never_ready_rolls_back_the_canary(void **state)
                         break;
                 }
         }
+        /* The pause holds until an operator resumes: spec.paused is set, and ticking on starts nothing. */
+        usec_t hold = mr_now_monotonic(NULL) + 2 * USEC_PER_SEC;
+        while (mr_now_monotonic(NULL) < hold)
+                assert_true(sd_event_run(f.event, 200 * USEC_PER_MSEC) >= 0);
+        _cleanup_(json_object_putp) json_object *held = get(&f, &KUBE_ROLLOUTS, NULL, "r1");
+        assert_true(mr_json_get_bool(false, held, "spec", "paused", NULL));
+        assert_string_equal(phase_of(held), "Paused");
+        json_object *g1 = json_object_array_get_idx(mr_json_get(held, "status", "groups", NULL), 1);
+        assert_string_equal(mr_json_get_str(g1, "state", NULL), "Pending");
+
         /* Every node runs the previous revision again (the canary was replaced back), and the
          * DaemonSet's template is the target again for the groups to come. */
         assert_all_on(&f, before->previous_hash);
