@@ -30,6 +30,7 @@ enum {
         ARG_LISTEN,
         ARG_LOCAL_ADDR,
         ARG_NO_HOST,
+        ARG_HOST_PID,
         ARG_ONCE,
         ARG_JSON,
         ARG_SERVER,
@@ -70,6 +71,7 @@ static void help(void)
                "  --listen HOST:PORT        /metrics and /healthz (default :9477; \"\" disables)\n"
                "  --local-addr ADDR         count only sockets with this local address\n"
                "  --no-host                 do not count the host network namespace\n"
+               "  --host-pid PID            a process in the host network namespace (default 1)\n"
                "  --once                    scan once, print, exit (no Lease written)\n"
                "  --json                    with --once: print the report document as JSON\n"
                "  --server URL, --kubeconfig FILE, --context NAME, --token TOKEN,\n"
@@ -134,6 +136,7 @@ static int parse_argv(int argc, char **argv, Args *a, bool *exit_now)
                 { "listen", required_argument, NULL, ARG_LISTEN },
                 { "local-addr", required_argument, NULL, ARG_LOCAL_ADDR },
                 { "no-host", no_argument, NULL, ARG_NO_HOST },
+                { "host-pid", required_argument, NULL, ARG_HOST_PID },
                 { "once", no_argument, NULL, ARG_ONCE },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "server", required_argument, NULL, ARG_SERVER },
@@ -207,6 +210,15 @@ static int parse_argv(int argc, char **argv, Args *a, bool *exit_now)
                 case ARG_NO_HOST:
                         o->scan.scan_host = false;
                         break;
+                case ARG_HOST_PID: {
+                        char *end;
+                        errno = 0;
+                        long v = strtol(optarg, &end, 10);
+                        if (!*optarg || *end || errno || v < 1 || v > INT32_MAX)
+                                return usage_error("--host-pid", optarg, "a process ID");
+                        o->scan.host_pid = (pid_t)v;
+                        break;
+                }
                 case ARG_ONCE:
                         a->once = true;
                         break;

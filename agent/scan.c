@@ -30,6 +30,7 @@ void scan_options_init(ScanOptions *o)
                 .outbound_port = 15001,
                 .hbone_port = 15008,
                 .scan_host = true,
+                .host_pid = 1,
                 .long_lived_after = 60 * USEC_PER_SEC,
         };
 }
@@ -254,13 +255,16 @@ int scan_run(const ScanOptions *o, SocketTracker *tracker, usec_t now, ScanResul
         if (r < 0)
                 return r;
 
-        host_ns = netns_inode(procfd, "1/ns/net");
+        char host_dir[32], host_ns_path[32];
+        snprintf(host_dir, sizeof(host_dir), "%d/net", (int)(o->host_pid > 0 ? o->host_pid : 1));
+        snprintf(host_ns_path, sizeof(host_ns_path), "%d/ns/net", (int)(o->host_pid > 0 ? o->host_pid : 1));
+        host_ns = netns_inode(procfd, host_ns_path);
         if (o->scan_host) {
                 CountContext c = { o, tracker, now, &res->host.counts };
-                res->host.pid = 1;
+                res->host.pid = o->host_pid > 0 ? o->host_pid : 1;
                 res->host.netns = host_ns;
-                r = scan_namespace(procfd, "1/net", &c, &res->stats);
-                if (r == -ENOENT) /* no PID 1 in this view: the reader's own namespace */
+                r = scan_namespace(procfd, host_dir, &c, &res->stats);
+                if (r == -ENOENT) /* no such process in this view: the reader's own namespace */
                         r = scan_namespace(procfd, "net", &c, &res->stats);
                 if (r == -ENOENT)
                         res->stats.read_errors++;

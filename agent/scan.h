@@ -44,6 +44,7 @@ typedef struct ScanOptions {
         uint16_t outbound_port;                 /* which app port is outbound (15001) */
         uint16_t hbone_port;                    /* 15008; 0 disables */
         bool scan_host;                         /* count the host namespace too */
+        pid_t host_pid;                         /* whose view is the host's: 1 (default); the demo names itself */
         bool filter_local;                      /* count only sockets whose local address is local_addr */
         uint8_t local_addr[16];                 /* IPv4-mapped IPv6 form for IPv4 addresses */
         usec_t long_lived_after;                /* 60 s by default */

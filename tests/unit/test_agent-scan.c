@@ -336,6 +336,17 @@ static void test_real_loopback_sockets(void **state)
         assert_int_equal(scan_run(&o, t, 0, &r), 0);
         assert_int_equal(r->host.counts.outbound, 7);
 
+        /* The same view through the real /proc, naming this process as the host's (--host-pid). */
+        ScanOptions live_o = o;
+        _cleanup_(track_freep) SocketTracker *t2 = NULL;
+        _cleanup_(scan_result_freep) ScanResult *r_live = NULL;
+        live_o.proc_root = "/proc";
+        live_o.host_pid = getpid();
+        assert_int_equal(track_new(0, &t2), 0);
+        assert_int_equal(scan_run(&live_o, t2, 0, &r_live), 0);
+        assert_int_equal(r_live->host.counts.outbound, 7);
+        assert_int_equal(r_live->host.pid, getpid());
+
         for (int i = 0; i < 3; i++) {
                 close(clients[i]);
                 close(servers[i]);
