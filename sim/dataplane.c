@@ -60,16 +60,16 @@
 #include "dataplane.h"
 #include "meshroll/json-util.h"
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
-#define DP_BUF 4096           /* per direction of a relay */
-#define DP_HEADER_MAX 512     /* the CONNECT line */
-#define DP_LINE_MAX 512       /* a backend request line */
+#define DP_BUF 4096       /* per direction of a relay */
+#define DP_HEADER_MAX 512 /* the CONNECT line */
+#define DP_LINE_MAX 512   /* a backend request line */
 #define DP_BACKLOG 1024
 #define DP_MAX_EVENTS 64
-#define DP_ACCEPT_BATCH 64    /* accepts per listener event */
-#define DP_PUMP_ROUNDS 16     /* read/write rounds per relay event */
-#define DP_IDLE_WAIT_MS 1000  /* epoll timeout: the loop re-checks its stop flag at least this often */
+#define DP_ACCEPT_BATCH 64   /* accepts per listener event */
+#define DP_PUMP_ROUNDS 16    /* read/write rounds per relay event */
+#define DP_IDLE_WAIT_MS 1000 /* epoll timeout: the loop re-checks its stop flag at least this often */
 
 /* --- state --------------------------------------------------------------------------------- */
 
@@ -80,8 +80,8 @@ typedef struct DpNode {
         struct in_addr addr;
         char addr_str[INET_ADDRSTRLEN];
         bool present, unschedulable;
-        char serving[64];          /* uid of the ztunnel pod that accepts, "" when none */
-        char live[4][64];          /* uids of the node's ztunnel pods in the last snapshot */
+        char serving[64]; /* uid of the ztunnel pod that accepts, "" when none */
+        char live[4][64]; /* uids of the node's ztunnel pods in the last snapshot */
         unsigned n_live;
         int lfd_out, lfd_in;
         SimDpHandler lh_out, lh_in;
@@ -96,11 +96,11 @@ typedef struct DpPod {
         SimDataplane *dp;
         bool dead;
         char ns[64], name[256], uid[64], node[256];
-        json_object *labels;       /* owned copy */
+        json_object *labels; /* owned copy */
         bool running, ready, deleting, seen;
         uint32_t index;
         struct in_addr addr;
-        uint16_t port;             /* served port, 0: not a backend */
+        uint16_t port; /* served port, 0: not a backend */
         int lfd;
         SimDpHandler lh;
         bool draining;
@@ -125,8 +125,8 @@ struct BackendConn {
 
 typedef struct DpService {
         char ns[64], name[256];
-        json_object *selector;     /* spec.selector (owned copy) */
-        uint16_t port;             /* numeric targetPort, else port */
+        json_object *selector; /* spec.selector (owned copy) */
+        uint16_t port;         /* numeric targetPort, else port */
         bool served;
         uint64_t rr;
 } DpService;
@@ -141,8 +141,8 @@ typedef struct RelaySide {
         SimDpHandler h;
         Relay *relay;
         int fd;
-        bool eof;        /* read EOF */
-        bool shut;       /* sent FIN */
+        bool eof;  /* read EOF */
+        bool shut; /* sent FIN */
         bool watched;
         uint32_t events;
         char buf[DP_BUF]; /* read from this side, to be written to the other */
@@ -158,9 +158,9 @@ struct Relay {
         RelayKind kind;
         char ztunnel_uid[64];
         bool header_done, connecting;
-        bool refused;              /* inbound to a terminating backend: FIN sent, reading until the peer's */
-        char destination[320];     /* "ns/service" or the backend address, for diagnostics and metrics */
-        RelaySide side[2];         /* 0: downstream (accepted), 1: upstream */
+        bool refused;          /* inbound to a terminating backend: FIN sent, reading until the peer's */
+        char destination[320]; /* "ns/service" or the backend address, for diagnostics and metrics */
+        RelaySide side[2];     /* 0: downstream (accepted), 1: upstream */
 };
 
 typedef struct DpCall {
@@ -173,7 +173,7 @@ typedef struct DpCall {
 struct SimDataplane {
         SimStore *store;
         char *ztunnel_ns, *ztunnel_name;
-        char **services;            /* NULL: every Service with a selector */
+        char **services; /* NULL: every Service with a selector */
         uint8_t net;
         uint16_t port_out, port_in;
         bool annotate, observing;
@@ -183,7 +183,7 @@ struct SimDataplane {
         pthread_cond_t cond;
         bool dirty, stopping, stopped;
         DpCall *calls;
-        SimDataplaneStats stats;    /* copy published after every pass */
+        SimDataplaneStats stats; /* copy published after every pass */
 
         /* Thread-owned. */
         pthread_t thread;
@@ -256,7 +256,8 @@ uint16_t sim_dataplane_outbound_port(const SimDataplane *dp)
 
 static struct in_addr make_addr(uint8_t net, uint32_t third, uint32_t fourth)
 {
-        return (struct in_addr){.s_addr = htonl((127u << 24) | ((uint32_t)net << 16) | (third << 8) | fourth)};
+        return (struct in_addr){.s_addr =
+                                    htonl((127u << 24) | ((uint32_t)net << 16) | (third << 8) | fourth)};
 }
 
 /* Node i → 127.net.(i / 250).(i % 250 + 1); pod j → 127.net.(64 + j / 250).(j % 250 + 1). */
@@ -330,10 +331,10 @@ static DpPod *find_pod(SimDataplane *dp, const char *uid)
 /* Every key of the selector map has the same value in labels; an empty selector matches nothing. */
 static bool selector_matches(json_object *selector, json_object *labels)
 {
-        if (!selector || !json_object_is_type(selector, json_type_object) || json_object_object_length(selector) == 0)
+        if (!selector || !json_object_is_type(selector, json_type_object) ||
+            json_object_object_length(selector) == 0)
                 return false;
-        json_object_object_foreach(selector, key, val)
-        {
+        json_object_object_foreach (selector, key, val) {
                 const char *want = json_object_get_string(val);
                 if (!streq_ptr(mr_json_get_str(labels, key, NULL), want))
                         return false;
@@ -659,7 +660,8 @@ static void relay_side_event(SimDpHandler *h, uint32_t events)
                         return;
                 int err = 0;
                 socklen_t l = sizeof err;
-                if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err != 0 || (events & EPOLLHUP)) {
+                if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err != 0 ||
+                    (events & EPOLLHUP)) {
                         relay_free_later(r, true, false);
                         return;
                 }
@@ -881,7 +883,8 @@ static void backend_accept_event(SimDpHandler *h, uint32_t events)
                         close(fd);
                         continue;
                 }
-                *c = (BackendConn){.h.fn = backend_conn_event, .dp = dp, .pod = p, .fd = fd, .events = EPOLLIN};
+                *c = (BackendConn){
+                    .h.fn = backend_conn_event, .dp = dp, .pod = p, .fd = fd, .events = EPOLLIN};
                 if (sim_dataplane_watch(dp, fd, EPOLLIN, &c->h) < 0) {
                         close(fd);
                         free(c);
@@ -912,7 +915,8 @@ static int backend_listen(SimDataplane *dp, DpPod *p)
 /* The pod is terminating: no new connections; the open ones end with a FIN after their answers. */
 static void backend_drain(DpPod *p)
 {
-        /* Connections the kernel already completed are taken (and drained) rather than reset by the close. */
+        /* Connections the kernel already completed are taken (and drained) rather than reset by the close.
+         */
         if (p->lfd >= 0)
                 backend_accept_event(&p->lh, EPOLLIN);
         if (p->lfd >= 0)
@@ -1013,7 +1017,8 @@ static int snap_pod(json_object *obj, void *userdata)
         p->ready = p->running && sim_pod_is_ready(obj);
         p->deleting = sim_obj_is_deleting(obj);
         json_object *ref = sim_controller_ref(obj);
-        p->ztunnel = streq(p->ns, dp->ztunnel_ns) && streq_ptr(mr_json_get_str(ref, "kind", NULL), "DaemonSet") &&
+        p->ztunnel = streq(p->ns, dp->ztunnel_ns) &&
+                     streq_ptr(mr_json_get_str(ref, "kind", NULL), "DaemonSet") &&
                      streq_ptr(mr_json_get_str(ref, "name", NULL), dp->ztunnel_name);
         json_object *labels = mr_json_get(obj, "metadata", "labels", NULL);
         if (!p->ztunnel && labels) {
@@ -1104,8 +1109,8 @@ static int ensure_nodes(SimDataplane *dp, Snapshot *s)
                 if (!dp->annotate)
                         continue;
                 json_object *cur = sim_store_get(dp->store, &SIM_NODES, NULL, n->name);
-                if (!cur || streq_ptr(mr_json_get_str(cur, "metadata", "annotations", SIM_DATAPLANE_ADDRESS_ANNOTATION,
-                                                      NULL),
+                if (!cur || streq_ptr(mr_json_get_str(cur, "metadata", "annotations",
+                                                      SIM_DATAPLANE_ADDRESS_ANNOTATION, NULL),
                                       n->addr_str))
                         continue;
                 json_object *o = mr_json_copy(cur);
@@ -1134,7 +1139,7 @@ static int take_snapshot(SimDataplane *dp, Snapshot *s)
 static void reconcile_nodes(SimDataplane *dp, Snapshot *s)
 {
         bool *keep = calloc(dp->n_nodes ? dp->n_nodes : 1, sizeof *keep);
-        char (*cand)[64] = calloc(dp->n_nodes ? dp->n_nodes : 1, sizeof *cand);
+        char(*cand)[64] = calloc(dp->n_nodes ? dp->n_nodes : 1, sizeof *cand);
         if (!keep || !cand) {
                 free(keep);
                 free(cand);
@@ -1551,8 +1556,8 @@ static void node_query(SimDataplane *dp, void *userdata)
                 q->r = -ENOENT;
                 return;
         }
-        *q->ret = (SimDataplaneNode){.listening = n->lfd_out >= 0, .accepted = n->accepted, .reset = n->reset,
-                                     .active = n->active};
+        *q->ret = (SimDataplaneNode){
+            .listening = n->lfd_out >= 0, .accepted = n->accepted, .reset = n->reset, .active = n->active};
         memcpy(q->ret->address, n->addr_str, sizeof n->addr_str);
         q->r = 0;
 }
@@ -1583,18 +1588,18 @@ int sim_dataplane_foreach_pod(SimDataplane *dp, int (*cb)(const SimDpPod *p, voi
                 DpPod *p = dp->pods[i];
                 DpNode *n = find_node(dp, p->node);
                 SimDpPod v = {
-                        .ns = p->ns,
-                        .name = p->name,
-                        .uid = p->uid,
-                        .node = p->node,
-                        .labels = p->labels,
-                        .running = p->running,
-                        .ready = p->ready,
-                        .deleting = p->deleting,
-                        .node_known = n && n->present,
-                        .node_unschedulable = n && n->unschedulable,
-                        .address = p->addr,
-                        .node_address = n ? n->addr : (struct in_addr){},
+                    .ns = p->ns,
+                    .name = p->name,
+                    .uid = p->uid,
+                    .node = p->node,
+                    .labels = p->labels,
+                    .running = p->running,
+                    .ready = p->ready,
+                    .deleting = p->deleting,
+                    .node_known = n && n->present,
+                    .node_unschedulable = n && n->unschedulable,
+                    .address = p->addr,
+                    .node_address = n ? n->addr : (struct in_addr){},
                 };
                 int r = cb(&v, userdata);
                 if (r < 0)

@@ -81,9 +81,9 @@ int sim_dataplane_get_node(SimDataplane *dp, const char *node, SimDataplaneNode 
 /* Totals since start. */
 typedef struct SimDataplaneStats {
         uint64_t accepted_outbound, accepted_inbound; /* proxied connections accepted */
-        uint64_t proxy_reset;    /* reset because the ztunnel pod that accepted them went away */
-        uint64_t proxy_failed;   /* reset for another reason: no endpoint, upstream refused or reset */
-        uint64_t proxy_closed;   /* ended gracefully (FIN both ways) */
+        uint64_t proxy_reset;  /* reset because the ztunnel pod that accepted them went away */
+        uint64_t proxy_failed; /* reset for another reason: no endpoint, upstream refused or reset */
+        uint64_t proxy_closed; /* ended gracefully (FIN both ways) */
         uint64_t backend_accepted, backend_closed;
         uint32_t proxies_listening, backends_listening, relays_active;
 } SimDataplaneStats;
@@ -115,15 +115,16 @@ int sim_dataplane_call(SimDataplane *dp, void (*fn)(SimDataplane *dp, void *user
 /* A pod as of the last reconciliation. Borrowed; valid during the callback. */
 typedef struct SimDpPod {
         const char *ns, *name, *uid, *node;
-        json_object *labels;       /* metadata.labels (may be NULL) */
+        json_object *labels; /* metadata.labels (may be NULL) */
         bool running, ready, deleting;
-        bool node_known;           /* node_address is valid */
-        bool node_unschedulable;   /* cordoned */
-        struct in_addr address;    /* the pod's own loopback address */
+        bool node_known;         /* node_address is valid */
+        bool node_unschedulable; /* cordoned */
+        struct in_addr address;  /* the pod's own loopback address */
         struct in_addr node_address;
 } SimDpPod;
 /* Thread only. Every pod bound to a node, except ztunnel pods. cb returns < 0 to stop. */
-int sim_dataplane_foreach_pod(SimDataplane *dp, int (*cb)(const SimDpPod *p, void *userdata), void *userdata);
+int sim_dataplane_foreach_pod(SimDataplane *dp, int (*cb)(const SimDpPod *p, void *userdata),
+                              void *userdata);
 
 /*
  * A module's hook: sync runs on the thread after every reconciliation;

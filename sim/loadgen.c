@@ -30,18 +30,18 @@
 #include "loadgen.h"
 #include "meshroll/selector.h"
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #define LG_IN_MAX 256
 #define LG_OUT_MAX 512
 #define LG_ROUNDS 16
 
 typedef enum SlotState {
-        SLOT_IDLE,       /* no connection; (re)connect at reconnect_at */
+        SLOT_IDLE, /* no connection; (re)connect at reconnect_at */
         SLOT_CONNECTING,
         SLOT_OPEN,
-        SLOT_CLOSING,    /* our FIN sent (home pod leaving), waiting for the peer's */
-        SLOT_BROKEN,     /* reset while idle: the application's next request on it fails */
+        SLOT_CLOSING, /* our FIN sent (home pod leaving), waiting for the peer's */
+        SLOT_BROKEN,  /* reset while idle: the application's next request on it fails */
 } SlotState;
 
 typedef struct Slot Slot;
@@ -63,10 +63,11 @@ struct Slot {
         SimLoadgen *lg;
         SlotState state;
         Conn *conn;
-        char home[64];          /* uid of the client pod it belongs to, "" before the first connect */
+        char home[64]; /* uid of the client pod it belongs to, "" before the first connect */
         char home_node[256];
         usec_t next_request, reconnect_at, closing_since;
-        bool pending, sent;     /* the application's current request: issued; written on the current connection */
+        bool pending,
+            sent; /* the application's current request: issued; written on the current connection */
         uint64_t seq;
         usec_t pending_since;
 };
@@ -94,7 +95,7 @@ struct SimLoadgen {
         Cand *cands;
         size_t n_cands, cap_cands;
         uint64_t seq;
-        SimLoadgenCounters c;   /* thread-owned */
+        SimLoadgenCounters c; /* thread-owned */
 
         pthread_mutex_t mu;
         SimLoadgenCounters published;
@@ -141,7 +142,8 @@ static Cand *pick_home(SimLoadgen *lg, Slot *s)
                 if (!c->ready || c->deleting || !c->node_known)
                         continue;
                 unsigned n = MIN(slots_of(lg, c->uid), 0xffffu);
-                unsigned score = (c->node_unschedulable ? 1u << 17 : 0) | (streq(c->node, s->home_node) ? 1u << 16 : 0) | n;
+                unsigned score = (c->node_unschedulable ? 1u << 17 : 0) |
+                                 (streq(c->node, s->home_node) ? 1u << 16 : 0) | n;
                 if (score < best_score) {
                         best = c;
                         best_score = score;
@@ -165,8 +167,13 @@ static int collect_cand(const SimDpPod *p, void *userdata)
                 lg->cap_cands = cap;
         }
         Cand *c = &lg->cands[lg->n_cands++];
-        *c = (Cand){.running = p->running, .ready = p->ready, .deleting = p->deleting, .node_known = p->node_known,
-                    .node_unschedulable = p->node_unschedulable, .addr = p->address, .node_addr = p->node_address};
+        *c = (Cand){.running = p->running,
+                    .ready = p->ready,
+                    .deleting = p->deleting,
+                    .node_known = p->node_known,
+                    .node_unschedulable = p->node_unschedulable,
+                    .addr = p->address,
+                    .node_addr = p->node_address};
         memcpy(c->uid, p->uid, strlen(p->uid) + 1);
         memcpy(c->node, p->node, strlen(p->node) + 1);
         return 0;
@@ -551,10 +558,11 @@ static void attach(SimDataplane *dp, void *userdata)
 {
         SimLoadgen *lg = userdata;
         struct itimerspec its = {
-                .it_interval = {.tv_sec = lg->tick / USEC_PER_SEC, .tv_nsec = (lg->tick % USEC_PER_SEC) * 1000},
+            .it_interval = {.tv_sec = lg->tick / USEC_PER_SEC, .tv_nsec = (lg->tick % USEC_PER_SEC) * 1000},
         };
         its.it_value = its.it_interval;
-        if (timerfd_settime(lg->tfd, 0, &its, NULL) < 0 || sim_dataplane_watch(dp, lg->tfd, EPOLLIN, &lg->timer_h) < 0)
+        if (timerfd_settime(lg->tfd, 0, &its, NULL) < 0 ||
+            sim_dataplane_watch(dp, lg->tfd, EPOLLIN, &lg->timer_h) < 0)
                 return;
         sim_dataplane_add_hook(dp, &lg->hook);
         lg->attached = true;
@@ -576,13 +584,15 @@ int sim_loadgen_start(SimDataplane *dp, const SimLoadgenOptions *opts, SimLoadge
 {
         int r;
         if (isempty(opts->client_namespace) || isempty(opts->client_selector))
-                return mr_error_set(err, -MR_ECONFIG, "load generator: the client namespace and selector are required");
+                return mr_error_set(err, -MR_ECONFIG,
+                                    "load generator: the client namespace and selector are required");
         if (isempty(opts->service) || !strchr(opts->service, '/'))
-                return mr_error_set(err, -MR_ECONFIG, "load generator: service \"%s\": expected namespace/name",
+                return mr_error_set(err, -MR_ECONFIG,
+                                    "load generator: service \"%s\": expected namespace/name",
                                     strempty(opts->service));
         if (opts->rate < 0 || !isfinite(opts->rate) || opts->rate > 100000)
-                return mr_error_set(err, -MR_ECONFIG, "load generator: rate %g: expected 0 to 100000 per second",
-                                    opts->rate);
+                return mr_error_set(err, -MR_ECONFIG,
+                                    "load generator: rate %g: expected 0 to 100000 per second", opts->rate);
         SimLoadgen *lg = calloc(1, sizeof *lg);
         if (!lg)
                 return -ENOMEM;
@@ -621,7 +631,8 @@ int sim_loadgen_start(SimDataplane *dp, const SimLoadgenOptions *opts, SimLoadge
                 r = -ENOMEM;
         if (r < 0) {
                 sim_loadgen_stop(lg);
-                return mr_error_set(err, r, "load generator: cannot attach to the data plane: %s", mr_strerror(r));
+                return mr_error_set(err, r, "load generator: cannot attach to the data plane: %s",
+                                    mr_strerror(r));
         }
         *ret = lg;
         return 0;

@@ -36,30 +36,30 @@
 typedef struct SimLoadgen SimLoadgen;
 
 typedef struct SimLoadgenOptions {
-        const char *client_namespace;   /* the client workload's namespace (required) */
-        const char *client_selector;    /* its pods' label selector, "app=frontend" (required) */
-        const char *service;            /* destination Service, "namespace/name" (required) */
-        unsigned connections_per_pod;   /* K; 0 → 4 */
-        unsigned max_connections;       /* cap on the whole pool; 0 → 10000 */
-        double rate;                    /* requests per second per connection (real time); 0 → 10 */
-        usec_t request_timeout;         /* real µs; 0 → 2 s */
-        usec_t reconnect_delay;         /* real µs after a refused connect; 0 → 50 ms */
+        const char *client_namespace; /* the client workload's namespace (required) */
+        const char *client_selector;  /* its pods' label selector, "app=frontend" (required) */
+        const char *service;          /* destination Service, "namespace/name" (required) */
+        unsigned connections_per_pod; /* K; 0 → 4 */
+        unsigned max_connections;     /* cap on the whole pool; 0 → 10000 */
+        double rate;                  /* requests per second per connection (real time); 0 → 10 */
+        usec_t request_timeout;       /* real µs; 0 → 2 s */
+        usec_t reconnect_delay;       /* real µs after a refused connect; 0 → 50 ms */
 } SimLoadgenOptions;
 
 typedef struct SimLoadgenCounters {
-        uint64_t requests_sent;          /* requests the application issued (a retry is not a new one) */
-        uint64_t requests_ok;            /* answered 200 */
-        uint64_t requests_failed;        /* reset, timed out or answered otherwise */
-        uint64_t requests_retried;       /* re-sent after a graceful close (not failed) */
-        uint64_t requests_timed_out;     /* of requests_failed */
+        uint64_t requests_sent;      /* requests the application issued (a retry is not a new one) */
+        uint64_t requests_ok;        /* answered 200 */
+        uint64_t requests_failed;    /* reset, timed out or answered otherwise */
+        uint64_t requests_retried;   /* re-sent after a graceful close (not failed) */
+        uint64_t requests_timed_out; /* of requests_failed */
         uint64_t connections_opened;
-        uint64_t connections_closed;     /* ended gracefully (FIN), from either side */
+        uint64_t connections_closed; /* ended gracefully (FIN), from either side */
         uint64_t connections_reset;
-        uint64_t connect_failed;         /* connects refused or failed (no request counted) */
-        uint32_t connections_active;     /* open now */
-        uint32_t connections_wanted;     /* the pool: K × client pods seen alive, never shrinking */
+        uint64_t connect_failed;     /* connects refused or failed (no request counted) */
+        uint32_t connections_active; /* open now */
+        uint32_t connections_wanted; /* the pool: K × client pods seen alive, never shrinking */
         uint32_t requests_in_flight;
-        uint32_t client_pods;            /* Ready client pods now */
+        uint32_t client_pods; /* Ready client pods now */
 } SimLoadgenCounters;
 
 /*

@@ -36,23 +36,23 @@
 #define WAIT_US (20 * USEC_PER_SEC)
 
 static const char scenario[] =
-        "name: dataplane\n"
-        "nodes:\n"
-        "  - {name: \"node-{i}\", count: 4}\n"
-        "namespaces:\n"
-        "  - {name: shop, labels: {istio.io/dataplane-mode: ambient}}\n"
-        "istio:\n"
-        "  revisions:\n"
-        "    - {name: 1-24-0, version: 1.24.0, replicas: 1}\n"
-        "    - {name: 1-25-0, version: 1.25.0, replicas: 1}\n"
-        "  tags: {default: 1-24-0}\n"
-        "  ztunnel: {revision: 1-24-0, pendingRevision: 1-25-0, updateStrategy: OnDelete,\n"
-        "            startupSeconds: 1, shutdownSeconds: 6}\n"
-        "workloads:\n"
-        "  - {name: db, namespace: shop, replicas: 2, startupSeconds: 1, shutdownSeconds: 1,\n"
-        "     service: {port: 5432, targetPort: 5432}, pdb: {minAvailable: 1}}\n"
-        "  - {name: client, namespace: shop, replicas: 2, startupSeconds: 1, shutdownSeconds: 1,\n"
-        "     pdb: {maxUnavailable: 1}}\n";
+    "name: dataplane\n"
+    "nodes:\n"
+    "  - {name: \"node-{i}\", count: 4}\n"
+    "namespaces:\n"
+    "  - {name: shop, labels: {istio.io/dataplane-mode: ambient}}\n"
+    "istio:\n"
+    "  revisions:\n"
+    "    - {name: 1-24-0, version: 1.24.0, replicas: 1}\n"
+    "    - {name: 1-25-0, version: 1.25.0, replicas: 1}\n"
+    "  tags: {default: 1-24-0}\n"
+    "  ztunnel: {revision: 1-24-0, pendingRevision: 1-25-0, updateStrategy: OnDelete,\n"
+    "            startupSeconds: 1, shutdownSeconds: 6}\n"
+    "workloads:\n"
+    "  - {name: db, namespace: shop, replicas: 2, startupSeconds: 1, shutdownSeconds: 1,\n"
+    "     service: {port: 5432, targetPort: 5432}, pdb: {minAvailable: 1}}\n"
+    "  - {name: client, namespace: shop, replicas: 2, startupSeconds: 1, shutdownSeconds: 1,\n"
+    "     pdb: {maxUnavailable: 1}}\n";
 
 typedef struct Env {
         Sim *sim;
@@ -99,7 +99,8 @@ static unsigned established(const char *addr, uint16_t port)
 {
         SockQuery q = {.port = port};
         assert_int_equal(inet_pton(AF_INET, addr, &q.addr), 1);
-        assert_int_equal(procnet_read_file(AT_FDCWD, "/proc/self/net/tcp", AF_INET, 64u << 20, count_sock, &q, NULL), 0);
+        assert_int_equal(
+            procnet_read_file(AT_FDCWD, "/proc/self/net/tcp", AF_INET, 64u << 20, count_sock, &q, NULL), 0);
         return q.n;
 }
 
@@ -117,9 +118,10 @@ static void wait_for(Env *e, bool (*cond)(Env *e, const void *arg), const void *
         while (!cond(e, arg)) {
                 if (sim_dataplane_now() > deadline) {
                         SimLoadgenCounters c = counters(e);
-                        fail_msg("timed out waiting for %s (active %u/%u, ok %llu, failed %llu, reset %llu)", what,
-                                 c.connections_active, c.connections_wanted, (unsigned long long)c.requests_ok,
-                                 (unsigned long long)c.requests_failed, (unsigned long long)c.connections_reset);
+                        fail_msg("timed out waiting for %s (active %u/%u, ok %llu, failed %llu, reset %llu)",
+                                 what, c.connections_active, c.connections_wanted,
+                                 (unsigned long long)c.requests_ok, (unsigned long long)c.requests_failed,
+                                 (unsigned long long)c.connections_reset);
                 }
                 pause_ms(10);
         }
@@ -129,7 +131,8 @@ static bool pool_full(Env *e, const void *arg)
 {
         SimLoadgenCounters c = counters(e);
         uint64_t min_ok = arg ? *(const uint64_t *)arg : 0;
-        return c.connections_wanted >= 2 * K && c.connections_active == c.connections_wanted && c.requests_ok >= min_ok;
+        return c.connections_wanted >= 2 * K && c.connections_active == c.connections_wanted &&
+               c.requests_ok >= min_ok;
 }
 
 static void env_start(Env *e, bool through_sim_options)
@@ -153,11 +156,11 @@ static void env_start(Env *e, bool through_sim_options)
         assert_non_null(e->dp);
 
         SimLoadgenOptions lo = {
-                .client_namespace = "shop",
-                .client_selector = "app=client",
-                .service = "shop/db",
-                .connections_per_pod = K,
-                .rate = 100,
+            .client_namespace = "shop",
+            .client_selector = "app=client",
+            .service = "shop/db",
+            .connections_per_pod = K,
+            .rate = 100,
         };
         if (sim_loadgen_start(e->dp, &lo, &e->lg, &err) < 0)
                 fail_msg("sim_loadgen_start: %s", err.message);
@@ -168,7 +171,8 @@ static void env_start(Env *e, bool through_sim_options)
 static void env_stop(Env *e, bool through_sim_options)
 {
         SimLoadgenCounters c = counters(e);
-        print_message("requests sent %llu ok %llu failed %llu retried %llu; connections opened %llu closed %llu reset %llu "
+        print_message("requests sent %llu ok %llu failed %llu retried %llu; connections opened %llu closed "
+                      "%llu reset %llu "
                       "connect-failed %llu\n",
                       (unsigned long long)c.requests_sent, (unsigned long long)c.requests_ok,
                       (unsigned long long)c.requests_failed, (unsigned long long)c.requests_retried,
@@ -196,7 +200,8 @@ static int collect_pod(json_object *pod, void *userdata)
             !streq_ptr(mr_json_get_str(pod, "metadata", "labels", l->key, NULL), l->value))
                 return 0;
         snprintf(l->name[l->n], sizeof l->name[0], "%s", mr_json_get_str(pod, "metadata", "name", NULL));
-        snprintf(l->node[l->n], sizeof l->node[0], "%s", strempty(mr_json_get_str(pod, "spec", "nodeName", NULL)));
+        snprintf(l->node[l->n], sizeof l->node[0], "%s",
+                 strempty(mr_json_get_str(pod, "spec", "nodeName", NULL)));
         l->deleting[l->n] = mr_json_get(pod, "metadata", "deletionTimestamp", NULL) != NULL;
         json_object *conds = mr_json_get(pod, "status", "conditions", NULL);
         for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
@@ -258,8 +263,8 @@ static void test_traffic_flows(void **state)
                 assert_string_equal(n.address, want);
                 assert_true(n.listening);
                 sim_store_lock(s);
-                const char *a = mr_json_get_str(sim_store_get(s, &SIM_NODES, NULL, nodes[i]), "metadata", "annotations",
-                                                SIM_DATAPLANE_ADDRESS_ANNOTATION, NULL);
+                const char *a = mr_json_get_str(sim_store_get(s, &SIM_NODES, NULL, nodes[i]), "metadata",
+                                                "annotations", SIM_DATAPLANE_ADDRESS_ANNOTATION, NULL);
                 assert_string_equal(a, want);
                 sim_store_unlock(s);
         }
@@ -324,9 +329,11 @@ static void test_ztunnel_restart_resets(void **state)
         /* Deleted: the proxy stops accepting at once, while the pod drains for its shutdown time. */
         SimStore *s = sim_get_store(e.sim);
         sim_store_lock(s);
-        assert_true(sim_store_delete(s, &SIM_PODS, "istio-system", victim, -1, NULL, NULL, "test", NULL, NULL) >= 0);
+        assert_true(
+            sim_store_delete(s, &SIM_PODS, "istio-system", victim, -1, NULL, NULL, "test", NULL, NULL) >= 0);
         sim_store_unlock(s);
-        wait_for(&e, node_state, &(NodeWait){.node = node, .listening = false}, "the proxy to stop accepting");
+        wait_for(&e, node_state, &(NodeWait){.node = node, .listening = false},
+                 "the proxy to stop accepting");
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(15001)};
         assert_int_equal(inet_pton(AF_INET, before.address, &sa.sin_addr), 1);
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -387,7 +394,8 @@ static bool evicted(Env *e, const void *arg)
         assert_non_null(pod);
         int r = sim_eviction_admit(s, pod, NULL);
         if (r >= 0)
-                assert_true(sim_store_delete(s, &SIM_PODS, ev->ns, ev->name, -1, NULL, NULL, "test", NULL, NULL) >= 0);
+                assert_true(sim_store_delete(s, &SIM_PODS, ev->ns, ev->name, -1, NULL, NULL, "test", NULL,
+                                             NULL) >= 0);
         sim_store_unlock(s);
         assert_true(r >= 0 || r == -MR_ETOOMANY);
         return r >= 0;
@@ -459,9 +467,12 @@ static int collect_on_node(json_object *pod, void *userdata)
         json_object *refs = mr_json_get(pod, "metadata", "ownerReferences", NULL);
         if (l->n >= ELEMENTSOF(l->name) || mr_json_get(pod, "metadata", "deletionTimestamp", NULL))
                 return 0;
-        snprintf(l->name[l->n], sizeof l->name[0], "%s/%s", mr_json_get_str(pod, "metadata", "namespace", NULL),
+        snprintf(l->name[l->n], sizeof l->name[0], "%s/%s",
+                 mr_json_get_str(pod, "metadata", "namespace", NULL),
                  mr_json_get_str(pod, "metadata", "name", NULL));
-        l->daemon[l->n] = refs && streq_ptr(mr_json_get_str(json_object_array_get_idx(refs, 0), "kind", NULL), "DaemonSet");
+        l->daemon[l->n] =
+            refs &&
+            streq_ptr(mr_json_get_str(json_object_array_get_idx(refs, 0), "kind", NULL), "DaemonSet");
         l->n++;
         return 0;
 }
@@ -505,16 +516,19 @@ static void test_drain_then_replace(void **state)
                         if (on.daemon[k])
                                 ztunnel = slash + 1;
                         else
-                                wait_for(&e, evicted, &(Evict){on.name[k], slash + 1}, "an eviction to be admitted");
+                                wait_for(&e, evicted, &(Evict){on.name[k], slash + 1},
+                                         "an eviction to be admitted");
                 }
                 assert_non_null(ztunnel);
                 wait_for(&e, node_quiet, node, "the node's connections to drain");
 
                 SimStore *s = sim_get_store(e.sim);
                 sim_store_lock(s);
-                assert_true(sim_store_delete(s, &SIM_PODS, "istio-system", ztunnel, -1, NULL, NULL, "test", NULL, NULL) >= 0);
+                assert_true(sim_store_delete(s, &SIM_PODS, "istio-system", ztunnel, -1, NULL, NULL, "test",
+                                             NULL, NULL) >= 0);
                 sim_store_unlock(s);
-                wait_for(&e, node_state, &(NodeWait){.node = node, .listening = false}, "the old ztunnel to stop");
+                wait_for(&e, node_state, &(NodeWait){.node = node, .listening = false},
+                         "the old ztunnel to stop");
                 wait_for(&e, node_state, &(NodeWait){.node = node, .listening = true}, "the new ztunnel");
                 set_unschedulable(&e, node, false);
                 wait_for(&e, pods_settled, "db", "the backends");
@@ -545,7 +559,8 @@ static bool all_replaced(Env *e, const void *arg)
         for (unsigned i = 0; i < zt.n; i++) {
                 json_object *pod = sim_store_get(s, &SIM_PODS, "istio-system", zt.name[i]);
                 ok += zt.ready[i] && !zt.deleting[i] &&
-                      streq_ptr(mr_json_get_str(pod, "metadata", "annotations", "istio.io/rev", NULL), "1-25-0");
+                      streq_ptr(mr_json_get_str(pod, "metadata", "annotations", "istio.io/rev", NULL),
+                                "1-25-0");
         }
         sim_store_unlock(s);
         return zt.n == ELEMENTSOF(nodes) && ok == zt.n && counters(e).connections_reset >= *min_reset &&
@@ -565,7 +580,8 @@ static void test_in_place_upgrade_resets(void **state)
         json_object *ds = mr_json_copy(sim_store_get(s, &SIM_DAEMONSETS, "istio-system", "ztunnel"));
         assert_non_null(ds);
         json_object *strategy = NULL;
-        const char *rolling = "{\"type\":\"RollingUpdate\",\"rollingUpdate\":{\"maxSurge\":1,\"maxUnavailable\":0}}";
+        const char *rolling =
+            "{\"type\":\"RollingUpdate\",\"rollingUpdate\":{\"maxSurge\":1,\"maxUnavailable\":0}}";
         assert_int_equal(mr_json_parse(rolling, strlen(rolling), 4096, &strategy), 0);
         json_object_object_add(mr_json_get(ds, "spec", NULL), "updateStrategy", strategy);
         assert_int_equal(sim_store_update(s, &SIM_DAEMONSETS, ds, 0, "test", NULL, NULL), 0);
@@ -587,7 +603,8 @@ static void test_bad_options(void **state)
         env_start(&e, true);
         MrError err = {};
         SimLoadgen *lg = NULL;
-        SimLoadgenOptions lo = {.client_namespace = "shop", .client_selector = "app=client", .service = "db"};
+        SimLoadgenOptions lo = {
+            .client_namespace = "shop", .client_selector = "app=client", .service = "db"};
         assert_int_equal(sim_loadgen_start(e.dp, &lo, &lg, &err), -MR_ECONFIG);
         assert_non_null(strstr(err.message, "namespace/name"));
         lo.service = "shop/db";
@@ -600,12 +617,9 @@ static void test_bad_options(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_traffic_flows),
-                cmocka_unit_test(test_ztunnel_restart_resets),
-                cmocka_unit_test(test_eviction_is_graceful),
-                cmocka_unit_test(test_drain_then_replace),
-                cmocka_unit_test(test_in_place_upgrade_resets),
-                cmocka_unit_test(test_bad_options),
+            cmocka_unit_test(test_traffic_flows),           cmocka_unit_test(test_ztunnel_restart_resets),
+            cmocka_unit_test(test_eviction_is_graceful),    cmocka_unit_test(test_drain_then_replace),
+            cmocka_unit_test(test_in_place_upgrade_resets), cmocka_unit_test(test_bad_options),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
