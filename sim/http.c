@@ -287,7 +287,9 @@ int sim_http_start(SimApi *api, const SimHttpOptions *o, SimHttp **ret, MrError 
 {
         struct sockaddr_storage ss = {};
         socklen_t sslen = 0;
-        unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+        /* poll(), not select(): the demo's data plane holds over a thousand descriptors, and select()
+         * cannot watch one numbered 1024 or above. */
+        unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
         SimHttp *h;
         int r;
 
