@@ -15,94 +15,8 @@
 #include "controllers-internal.h"
 #include "meshroll/json-util.h"
 #include "meshroll/time-util.h"
+#include "sim-env.h"
 #include "store.h"
-
-/* Shared-by-copy test harness: a store on a fake clock and manual controllers. */
-typedef struct Env {
-        MrFakeClock fake;
-        SimClock clock;
-        SimStore *store;
-        SimControllers *ctl;
-} Env;
-
-static int setup(void **state)
-{
-        Env *e = calloc(1, sizeof *e);
-        assert_non_null(e);
-        mr_fake_clock_init(&e->fake, 1000 * USEC_PER_SEC, 1767225600 * USEC_PER_SEC);
-        sim_clock_init(&e->clock, &e->fake.clock, 1.0);
-        assert_int_equal(sim_store_new(&e->clock, -1, &e->store), 0);
-        SimControllersOptions o = { .seed = 5 };
-        assert_int_equal(sim_controllers_new_manual(e->store, &o, &e->ctl), 0);
-        *state = e;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        Env *e = *state;
-        sim_controllers_stop(e->ctl);
-        sim_store_free(e->store);
-        free(e);
-        return 0;
-}
-
-static void settle(Env *e)
-{
-        assert_int_equal(sim_controllers_settle(e->ctl, 300), 0);
-}
-
-static void run_for(Env *e, usec_t d)
-{
-        usec_t target = sim_store_now(e->store) + d;
-        settle(e);
-        for (int i = 0; i < 10000; i++) {
-                usec_t next = sim_controllers_next_due(e->ctl), now = sim_store_now(e->store);
-                if (next == USEC_INFINITY || next > target)
-                        break;
-                if (next > now)
-                        e->fake.monotonic += next - now;
-                settle(e);
-        }
-        usec_t now = sim_store_now(e->store);
-        if (target > now)
-                e->fake.monotonic += target - now;
-        settle(e);
-}
-
-static void create(Env *e, const SimKind *k, const char *json)
-{
-        json_object *o = NULL;
-        MrError err = {};
-        assert_int_equal(mr_json_parse(json, strlen(json), 1 << 20, &o), 0);
-        sim_store_lock(e->store);
-        int r = sim_store_create(e->store, k, o, "test", NULL, &err);
-        sim_store_unlock(e->store);
-        if (r < 0)
-                fail_msg("create: %s", err.message);
-}
-
-static void add_node(Env *e, const char *name, const char *extra_spec, const char *alloc)
-{
-        char buf[1024];
-        snprintf(buf, sizeof buf,
-                 "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\",\"labels\":{\"kubernetes.io/hostname\":"
-                 "\"%s\",\"disk\":\"%s\"}},\"spec\":{%s},\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"10.1.0.%zu\"}],"
-                 "\"allocatable\":%s}}",
-                 name, name, strlen(name) % 2 ? "ssd" : "hdd", extra_spec ? extra_spec : "", strlen(name), alloc ? alloc : "{\"pods\":\"110\"}");
-        create(e, &SIM_NODES, buf);
-}
-
-/* A borrowed copy of a stored object's field, under the lock. */
-_unused_ static const char *field(Env *e, const SimKind *k, const char *ns, const char *name, const char *a, const char *b, const char *c)
-{
-        static char buf[512];
-        sim_store_lock(e->store);
-        const char *v = mr_json_get_str(sim_store_get(e->store, k, ns, name), a, b, c, NULL);
-        snprintf(buf, sizeof buf, "%s", strempty(v));
-        sim_store_unlock(e->store);
-        return buf;
-}
 
 #define DS "{\"apiVersion\":\"apps/v1\",\"kind\":\"DaemonSet\",\"metadata\":{\"name\":\"agent\",\"namespace\":\"default\"}," \
            "\"spec\":{\"selector\":{\"matchLabels\":{\"app\":\"agent\"}},\"updateStrategy\":{\"type\":\"RollingUpdate\","   \
@@ -200,23 +114,23 @@ static void test_surge(void **state)
 {
         Env *e = *state;
         /* add_node labels names of even length disk=hdd: n1 n2 n3 run it, n22 (ssd) does not. */
-        add_node(e, "n1", NULL, NULL);
-        add_node(e, "n2", NULL, NULL);
-        add_node(e, "n3", NULL, NULL);
-        add_node(e, "n22", NULL, NULL);
-        create(e, &SIM_DAEMONSETS, DS);
-        run_for(e, 5 * USEC_PER_SEC);
+        sim_env_add_node(e, "n1", NULL, NULL);
+        sim_env_add_node(e, "n2", NULL, NULL);
+        sim_env_add_node(e, "n3", NULL, NULL);
+        sim_env_add_node(e, "n22", NULL, NULL);
+        sim_env_create(e, &SIM_DAEMONSETS, DS);
+        sim_env_run_for(e, 5 * USEC_PER_SEC);
         assert_int_equal(stats(e).ready, 3);
         assert_int_equal(st(e, "desiredNumberScheduled"), 3);
         assert_int_equal(revision_for_current(e), 1);
 
         set_image(e, "agent:2");
-        settle(e);
+        sim_env_settle(e);
         Stats s = stats(e);
         assert_int_equal(s.total, 4); /* one surge pod beside its old one */
         assert_int_equal(s.max_per_node, 2);
         for (int i = 0; i < 30; i++) {
-                run_for(e, USEC_PER_SEC);
+                sim_env_run_for(e, USEC_PER_SEC);
                 s = stats(e);
                 assert_true(s.ready >= 3); /* maxUnavailable 0 */
                 assert_true(s.total <= 4);
@@ -228,14 +142,14 @@ static void test_surge(void **state)
 
         /* Roll back to agent:1: its old revision is renumbered 3, no new revision object. */
         set_image(e, "agent:1");
-        run_for(e, 30 * USEC_PER_SEC);
+        sim_env_run_for(e, 30 * USEC_PER_SEC);
         assert_int_equal(revision_for_current(e), 3);
         assert_int_equal(sim_store_count(e->store, &SIM_CONTROLLERREVISIONS, "default"), 2);
         assert_int_equal(st(e, "updatedNumberScheduled"), 3);
 
         /* A node joins: it gets a pod. */
-        add_node(e, "n4", NULL, NULL);
-        run_for(e, 5 * USEC_PER_SEC);
+        sim_env_add_node(e, "n4", NULL, NULL);
+        sim_env_run_for(e, 5 * USEC_PER_SEC);
         assert_int_equal(st(e, "desiredNumberScheduled"), 4);
         assert_int_equal(st(e, "numberReady"), 4);
 }
@@ -243,7 +157,7 @@ static void test_surge(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_surge, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_surge, sim_env_setup, sim_env_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,94 +13,8 @@
 #include "controllers-internal.h"
 #include "meshroll/json-util.h"
 #include "meshroll/time-util.h"
+#include "sim-env.h"
 #include "store.h"
-
-/* Shared-by-copy test harness: a store on a fake clock and manual controllers. */
-typedef struct Env {
-        MrFakeClock fake;
-        SimClock clock;
-        SimStore *store;
-        SimControllers *ctl;
-} Env;
-
-static int setup(void **state)
-{
-        Env *e = calloc(1, sizeof *e);
-        assert_non_null(e);
-        mr_fake_clock_init(&e->fake, 1000 * USEC_PER_SEC, 1767225600 * USEC_PER_SEC);
-        sim_clock_init(&e->clock, &e->fake.clock, 1.0);
-        assert_int_equal(sim_store_new(&e->clock, -1, &e->store), 0);
-        SimControllersOptions o = { .seed = 5 };
-        assert_int_equal(sim_controllers_new_manual(e->store, &o, &e->ctl), 0);
-        *state = e;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        Env *e = *state;
-        sim_controllers_stop(e->ctl);
-        sim_store_free(e->store);
-        free(e);
-        return 0;
-}
-
-static void settle(Env *e)
-{
-        assert_int_equal(sim_controllers_settle(e->ctl, 300), 0);
-}
-
-static void run_for(Env *e, usec_t d)
-{
-        usec_t target = sim_store_now(e->store) + d;
-        settle(e);
-        for (int i = 0; i < 10000; i++) {
-                usec_t next = sim_controllers_next_due(e->ctl), now = sim_store_now(e->store);
-                if (next == USEC_INFINITY || next > target)
-                        break;
-                if (next > now)
-                        e->fake.monotonic += next - now;
-                settle(e);
-        }
-        usec_t now = sim_store_now(e->store);
-        if (target > now)
-                e->fake.monotonic += target - now;
-        settle(e);
-}
-
-static void create(Env *e, const SimKind *k, const char *json)
-{
-        json_object *o = NULL;
-        MrError err = {};
-        assert_int_equal(mr_json_parse(json, strlen(json), 1 << 20, &o), 0);
-        sim_store_lock(e->store);
-        int r = sim_store_create(e->store, k, o, "test", NULL, &err);
-        sim_store_unlock(e->store);
-        if (r < 0)
-                fail_msg("create: %s", err.message);
-}
-
-static void add_node(Env *e, const char *name, const char *extra_spec, const char *alloc)
-{
-        char buf[1024];
-        snprintf(buf, sizeof buf,
-                 "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\",\"labels\":{\"kubernetes.io/hostname\":"
-                 "\"%s\",\"disk\":\"%s\"}},\"spec\":{%s},\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"10.1.0.%zu\"}],"
-                 "\"allocatable\":%s}}",
-                 name, name, strlen(name) % 2 ? "ssd" : "hdd", extra_spec ? extra_spec : "", strlen(name), alloc ? alloc : "{\"pods\":\"110\"}");
-        create(e, &SIM_NODES, buf);
-}
-
-/* A borrowed copy of a stored object's field, under the lock. */
-static const char *field(Env *e, const SimKind *k, const char *ns, const char *name, const char *a, const char *b, const char *c)
-{
-        static char buf[512];
-        sim_store_lock(e->store);
-        const char *v = mr_json_get_str(sim_store_get(e->store, k, ns, name), a, b, c, NULL);
-        snprintf(buf, sizeof buf, "%s", strempty(v));
-        sim_store_unlock(e->store);
-        return buf;
-}
 
 static void bound_pod(Env *e, const char *name, const char *annotations, const char *image, int grace)
 {
@@ -110,7 +24,7 @@ static void bound_pod(Env *e, const char *name, const char *annotations, const c
                  "\"annotations\":{%s}},\"spec\":{\"nodeName\":\"n1\",\"terminationGracePeriodSeconds\":%d,"
                  "\"containers\":[{\"name\":\"app\",\"image\":\"%s\"}]}}",
                  name, annotations, grace, image);
-        create(e, &SIM_PODS, buf);
+        sim_env_create(e, &SIM_PODS, buf);
 }
 
 static int64_t restarts(Env *e, const char *name)
@@ -143,22 +57,22 @@ static bool exists(Env *e, const char *name)
 static void test_start_and_ready(void **state)
 {
         Env *e = *state;
-        add_node(e, "n1", "\"podCIDR\":\"10.244.7.0/24\"", NULL);
+        sim_env_add_node(e, "n1", "\"podCIDR\":\"10.244.7.0/24\"", NULL);
         bound_pod(e, "a", "\"sim.meshroll.io/startup-seconds\":\"4\"", "img:1", 30);
         bound_pod(e, "b", "", "img:1", 30);
-        settle(e);
-        assert_string_equal(field(e, &SIM_PODS, "default", "a", "status", "phase", NULL), "Running");
-        const char *ip = field(e, &SIM_PODS, "default", "a", "status", "podIP", NULL);
+        sim_env_settle(e);
+        assert_string_equal(sim_env_field(e, &SIM_PODS, "default", "a", "status", "phase", NULL), "Running");
+        const char *ip = sim_env_field(e, &SIM_PODS, "default", "a", "status", "podIP", NULL);
         assert_true(startswith(ip, "10.244.7."));
         char ipa[64];
         snprintf(ipa, sizeof ipa, "%s", ip);
-        assert_string_not_equal(ipa, field(e, &SIM_PODS, "default", "b", "status", "podIP", NULL));
-        assert_string_equal(field(e, &SIM_PODS, "default", "a", "status", "hostIP", NULL), "10.1.0.2");
+        assert_string_not_equal(ipa, sim_env_field(e, &SIM_PODS, "default", "b", "status", "podIP", NULL));
+        assert_string_equal(sim_env_field(e, &SIM_PODS, "default", "a", "status", "hostIP", NULL), "10.1.0.2");
         assert_false(ready(e, "a"));
-        run_for(e, 2 * USEC_PER_SEC);
+        sim_env_run_for(e, 2 * USEC_PER_SEC);
         assert_true(ready(e, "b")); /* default start-up: 2 s */
         assert_false(ready(e, "a"));
-        run_for(e, 2 * USEC_PER_SEC);
+        sim_env_run_for(e, 2 * USEC_PER_SEC);
         assert_true(ready(e, "a"));
         sim_store_lock(e->store);
         json_object *pod = sim_store_get(e->store, &SIM_PODS, "default", "a");
@@ -185,58 +99,58 @@ static void test_start_and_ready(void **state)
 static void test_never_ready(void **state)
 {
         Env *e = *state;
-        add_node(e, "n1", NULL, NULL);
+        sim_env_add_node(e, "n1", NULL, NULL);
         bound_pod(e, "crash", "\"sim.meshroll.io/never-ready\":\"true\"", "img:1", 30);
-        create(e, &SIM_NAMESPACES, "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"kube-system\"}}");
-        create(e, &SIM_CONFIGMAPS,
+        sim_env_create(e, &SIM_NAMESPACES, "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"kube-system\"}}");
+        sim_env_create(e, &SIM_CONFIGMAPS,
                "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"kubesim-faults\",\"namespace\":\"kube-system\"},"
                "\"data\":{\"neverReadyImages\":\"other, ztunnel:bad\"}}");
         bound_pod(e, "bad", "", "ztunnel:bad", 30);
         bound_pod(e, "good", "", "ztunnel:good", 30);
-        run_for(e, 5 * USEC_PER_SEC);
+        sim_env_run_for(e, 5 * USEC_PER_SEC);
         assert_false(ready(e, "crash"));
         assert_false(ready(e, "bad"));
         assert_true(ready(e, "good"));
         assert_int_equal(restarts(e, "crash"), 0);
-        run_for(e, 6 * USEC_PER_SEC); /* first restart after 10 s */
+        sim_env_run_for(e, 6 * USEC_PER_SEC); /* first restart after 10 s */
         assert_int_equal(restarts(e, "crash"), 1);
         assert_int_equal(restarts(e, "bad"), 1);
-        run_for(e, 20 * USEC_PER_SEC); /* then 20 s */
+        sim_env_run_for(e, 20 * USEC_PER_SEC); /* then 20 s */
         assert_int_equal(restarts(e, "crash"), 2);
-        run_for(e, 300 * USEC_PER_SEC);
+        sim_env_run_for(e, 300 * USEC_PER_SEC);
         assert_true(restarts(e, "crash") >= 4);
-        assert_string_equal(field(e, &SIM_PODS, "default", "crash", "status", "phase", NULL), "Running");
+        assert_string_equal(sim_env_field(e, &SIM_PODS, "default", "crash", "status", "phase", NULL), "Running");
         assert_false(ready(e, "crash"));
 }
 
 static void test_termination(void **state)
 {
         Env *e = *state;
-        add_node(e, "n1", NULL, NULL);
+        sim_env_add_node(e, "n1", NULL, NULL);
         bound_pod(e, "slow", "\"sim.meshroll.io/shutdown-seconds\":\"5\"", "img:1", 30);
         bound_pod(e, "capped", "\"sim.meshroll.io/shutdown-seconds\":\"50\"", "img:1", 3);
-        run_for(e, 3 * USEC_PER_SEC);
+        sim_env_run_for(e, 3 * USEC_PER_SEC);
         assert_true(ready(e, "slow"));
         sim_store_lock(e->store);
         assert_true(sim_store_delete(e->store, &SIM_PODS, "default", "slow", -1, NULL, NULL, "test", NULL, NULL) >= 0);
         assert_true(sim_store_delete(e->store, &SIM_PODS, "default", "capped", -1, NULL, NULL, "test", NULL, NULL) >= 0);
         sim_store_unlock(e->store);
-        settle(e);
+        sim_env_settle(e);
         assert_true(exists(e, "slow"));
         assert_false(ready(e, "slow")); /* terminating pods stop being Ready */
-        run_for(e, 3 * USEC_PER_SEC);
+        sim_env_run_for(e, 3 * USEC_PER_SEC);
         assert_false(exists(e, "capped")); /* grace 3 s caps the 50 s shutdown */
         assert_true(exists(e, "slow"));
-        run_for(e, 2 * USEC_PER_SEC);
+        sim_env_run_for(e, 2 * USEC_PER_SEC);
         assert_false(exists(e, "slow"));
 }
 
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_start_and_ready, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_never_ready, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_termination, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_start_and_ready, sim_env_setup, sim_env_teardown),
+                cmocka_unit_test_setup_teardown(test_never_ready, sim_env_setup, sim_env_teardown),
+                cmocka_unit_test_setup_teardown(test_termination, sim_env_setup, sim_env_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
