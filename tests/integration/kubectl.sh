@@ -39,82 +39,16 @@ for var in MESHROLL_KUBECTL MESHROLL_KUBECTL_LEGACY; do
         KUBECTLS+=("$bin")
 done
 
-WORK=$(mktemp -d)
-SIM_PID=
-cleanup() {
-        [ -n "$SIM_PID" ] && kill -TERM "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null
-        rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
-FAILED=0
-CURRENT=
-fail() {
-        echo "FAIL [$CURRENT]: $*"
-        FAILED=$((FAILED + 1))
-        return 1
-}
-
-# k ARGS…: the kubectl under test, against the simulator, with a fresh cache.
-k() {
-        "$KUBECTL" --server "$URL" --cache-dir "$WORK/cache-$VERSION" "$@"
-}
-
-# expect "CMD ARGS" PATTERN…: runs k with the words of CMD ARGS, needs exit 0 and every pattern (grep -E).
-expect() {
-        local args=$1 out
-        shift
-        # shellcheck disable=SC2086
-        if ! out=$(k $args 2>&1); then
-                fail "kubectl $args exited non-zero: $out"
-                return 1
-        fi
-        for pat in "$@"; do
-                if ! grep -qE -- "$pat" <<<"$out"; then
-                        fail "kubectl $args: output lacks /$pat/:"$'\n'"$out"
-                        return 1
-                fi
-        done
-        LAST=$out
-}
-
-# expect_fail "CMD ARGS" PATTERN: the command must fail and say PATTERN.
-expect_fail() {
-        local args=$1 out
-        # shellcheck disable=SC2086
-        if out=$(k $args 2>&1); then
-                fail "kubectl $args succeeded, expected a failure: $out"
-                return 1
-        fi
-        grep -qE -- "$2" <<<"$out" || fail "kubectl $args: error lacks /$2/: $out"
-}
-
-start_sim() {
-        SIM_PID=
-        "$KUBESIM" --scenario "$SCENARIO" --listen 127.0.0.1:0 --speed 20 --audit "$WORK/audit-$VERSION.jsonl" \
-                >"$WORK/url" 2>"$WORK/sim-$VERSION.log" &
-        SIM_PID=$!
-        for _ in $(seq 200); do
-                [ -s "$WORK/url" ] && break
-                kill -0 "$SIM_PID" 2>/dev/null || break
-                sleep 0.05
-        done
-        URL=$(head -n1 "$WORK/url")
-        if [ -z "$URL" ]; then
-                echo "meshroll-kubesim did not start:"
-                cat "$WORK/sim-$VERSION.log"
-                exit 1
-        fi
-        # Let the controllers bring the workloads up (20× speed: a few simulated seconds).
+# The simulator, then its workloads Ready (20× speed: a few simulated seconds).
+start_sim_ready() {
+        start_sim
         for _ in $(seq 100); do
                 k get deploy web -n shop -o 'jsonpath={.status.readyReplicas}' 2>/dev/null | grep -q '^3$' && break
                 sleep 0.1
         done
-}
-
-stop_sim() {
-        kill -TERM "$SIM_PID" && wait "$SIM_PID" || fail "meshroll-kubesim did not stop cleanly"
-        SIM_PID=
 }
 
 # ---- cases ----
@@ -200,7 +134,7 @@ for KUBECTL in "${KUBECTLS[@]}"; do
         VERSION=$("$KUBECTL" version --client -o json 2>/dev/null | grep -oE '"gitVersion": *"[^"]+"' | head -n1 |
                 grep -oE 'v[0-9]+\.[0-9]+' || echo unknown)
         echo "== kubectl $VERSION ($KUBECTL)"
-        start_sim
+        start_sim_ready
         for c in "${CASES[@]}"; do
                 CURRENT="$VERSION $c"
                 if "case_$c"; then echo "ok   $CURRENT"; fi

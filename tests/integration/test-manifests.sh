@@ -37,21 +37,9 @@ if [ ${#KUBECTLS[@]} -eq 0 ]; then
 fi
 [ -z "${MESHROLL_KUBECTL_LEGACY:-}" ] && echo "note: MESHROLL_KUBECTL_LEGACY not set; testing one kubectl"
 
-WORK=$(mktemp -d)
-SIM_PID=
-cleanup() {
-        [ -n "$SIM_PID" ] && kill -TERM "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null
-        rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-FAILED=0
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 CURRENT=static
-fail() {
-        echo "FAIL [$CURRENT]: $*"
-        FAILED=$((FAILED + 1))
-        return 1
-}
 
 # ---- static checks -------------------------------------------------------------------------
 
@@ -119,48 +107,6 @@ fi
 [ "$FAILED" -eq 0 ] && echo "ok   static"
 
 # ---- against the simulator -----------------------------------------------------------------
-
-start_sim() {
-        "$KUBESIM" --scenario "$SCENARIO" --listen 127.0.0.1:0 --speed 20 >"$WORK/url" 2>"$WORK/sim-$VERSION.log" &
-        SIM_PID=$!
-        for _ in $(seq 200); do
-                [ -s "$WORK/url" ] && break
-                kill -0 "$SIM_PID" 2>/dev/null || break
-                sleep 0.05
-        done
-        URL=$(head -n1 "$WORK/url")
-        if [ -z "$URL" ]; then
-                echo "meshroll-kubesim did not start:"
-                cat "$WORK/sim-$VERSION.log"
-                exit 1
-        fi
-}
-
-stop_sim() {
-        kill -TERM "$SIM_PID" && wait "$SIM_PID" || fail "meshroll-kubesim did not stop cleanly"
-        SIM_PID=
-}
-
-k() {
-        "$KUBECTL" --server "$URL" --cache-dir "$WORK/cache-$VERSION" --request-timeout=20s "$@"
-}
-
-# expect "ARGS" PATTERN…: k ARGS must succeed and print every pattern (grep -E).
-expect() {
-        local args=$1 out
-        shift
-        # shellcheck disable=SC2086
-        if ! out=$(k $args 2>&1); then
-                fail "kubectl $args exited non-zero: $out"
-                return 1
-        fi
-        for pat in "$@"; do
-                if ! grep -qE -- "$pat" <<<"$out"; then
-                        fail "kubectl $args: output lacks /$pat/:"$'\n'"$out"
-                        return 1
-                fi
-        done
-}
 
 # Writes the Rollout's status through the status subresource: kubectl patch --subresource
 # (1.24+), else a PUT with curl. Returns 2 when neither is available.
