@@ -128,25 +128,30 @@ int cmd_plan(Cli *cli, int argc, char **argv)
                 const NodeGroup *grp = &plan->groups[g];
                 printf("\ngroup %zu/%zu %s: %zu nodes\n", g + 1, plan->n_groups, grp->name, grp->n_nodes);
                 for (size_t n = 0; n < grp->n_nodes; n++) {
-                        unsigned evict = 0;
                         const ZtunnelPod *zp = ztunnel_pod_on(z, grp->nodes[n]);
+                        json_object *blockers[64];
+                        size_t n_blockers = 0;
+                        unsigned evict = 0;
+
                         for (size_t i = 0; i < json_object_array_length(pods); i++) {
                                 json_object *pod = json_object_array_get_idx(pods, i);
                                 if (!streq_ptr(mr_json_get_str(pod, "spec", "nodeName", NULL), grp->nodes[n]) ||
                                     !evictable(pod))
                                         continue;
                                 evict++;
-                                json_object *pdb = blocking_pdb(pdbs, pod);
-                                if (pdb) {
-                                        printf("    BLOCKS: pod %s/%s: PodDisruptionBudget %s allows no disruption now\n",
-                                               mr_json_get_str(pod, "metadata", "namespace", NULL),
-                                               mr_json_get_str(pod, "metadata", "name", NULL),
-                                               mr_json_get_str(pdb, "metadata", "name", NULL));
-                                        blocked++;
-                                }
+                                if (blocking_pdb(pdbs, pod) && n_blockers < ELEMENTSOF(blockers))
+                                        blockers[n_blockers++] = pod;
                         }
                         printf("  %-30s ztunnel %-10s %u pods to evict\n", grp->nodes[n],
                                zp ? strna(zp->hash) : "(none)", evict);
+                        for (size_t i = 0; i < n_blockers; i++) {
+                                json_object *pdb = blocking_pdb(pdbs, blockers[i]);
+                                printf("    BLOCKS: pod %s/%s: PodDisruptionBudget %s allows no disruption now\n",
+                                       mr_json_get_str(blockers[i], "metadata", "namespace", NULL),
+                                       mr_json_get_str(blockers[i], "metadata", "name", NULL),
+                                       mr_json_get_str(pdb, "metadata", "name", NULL));
+                                blocked++;
+                        }
                 }
         }
         if (plan->n_unplanned > 0) {
