@@ -101,13 +101,21 @@ static void on_change(Engine *e, const RolloutStatus *s, void *userdata)
         fflush(stdout);
 }
 
+static int on_exit_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        Runner *r = userdata;
+        return sd_event_exit(r->event, r->exit_code);
+}
+
 static void on_finished(Engine *e, RolloutPhase phase, void *userdata)
 {
         Runner *r = userdata;
         if (r->scan_timer)
                 return; /* the controller keeps running */
         r->exit_code = phase == ROLLOUT_COMPLETED ? 0 : 1;
-        (void)sd_event_exit(r->event, r->exit_code);
+        /* A second for the last Events, sent without waiting, to reach the API server. */
+        if (sd_event_add_time_relative(r->event, NULL, CLOCK_MONOTONIC, USEC_PER_SEC, 0, on_exit_timer, r) < 0)
+                (void)sd_event_exit(r->event, r->exit_code);
 }
 
 static int add_engine(Runner *r, const char *name)

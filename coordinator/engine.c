@@ -13,6 +13,7 @@
  */
 #include <stdio.h>
 
+#include "meshroll/events.h"
 #include "meshroll/json-util.h"
 #include "meshroll/log.h"
 #include "drain.h"
@@ -754,6 +755,69 @@ static int pause_spec(Engine *e)
         return r;
 }
 
+/* ---- events ------------------------------------------------------------------------- */
+
+static void emit(Engine *e, const KubeEventRef *ref, const char *type, const char *reason, const char *message)
+{
+        /* Fire and forget: an Event is a report, not state; a lost one is not worth a tick's delay. */
+        (void)kube_event_emit_async(e->client, ref, type, reason, message, e->opts.component, e->opts.clock, NULL, NULL);
+}
+
+/* What a node's own event says when its group enters state; NULL: nothing node-level to report. */
+static const char *node_reason(GroupState s)
+{
+        switch (s) {
+        case GROUP_DRAINING:
+                return "MeshrollCordoned";
+        case GROUP_REPLACING:
+                return "MeshrollReplacingZtunnel";
+        case GROUP_SOAKING:
+                return "MeshrollUncordoned";
+        case GROUP_ROLLING_BACK:
+                return "MeshrollRollingBack";
+        case GROUP_ROLLED_BACK:
+                return "MeshrollRolledBack";
+        default:
+                return NULL;
+        }
+}
+
+/* Events for every change between the tick's start and the status just written. */
+static void emit_changes(Engine *e, json_object *obj, RolloutPhase old_phase, const GroupState *old_states,
+                         size_t n_old, const RolloutStatus *s)
+{
+        KubeEventRef rollout = { .api_version = "meshroll.io/v1alpha1", .kind = "Rollout", .name = e->rollout,
+                                 .uid = mr_json_get_str(obj, "metadata", "uid", NULL) };
+        char msg[KUBE_EVENT_MESSAGE_MAX], reason[KUBE_EVENT_REASON_MAX];
+
+        for (size_t i = 0; i < s->n_groups; i++) {
+                const GroupStatus *g = &s->groups[i];
+                if (i < n_old && old_states[i] == g->state)
+                        continue;
+                bool bad = g->state == GROUP_ROLLING_BACK || g->state == GROUP_ROLLED_BACK;
+                snprintf(reason, sizeof(reason), "Group%s", group_state_to_string(g->state));
+                snprintf(msg, sizeof(msg), "group %s (%zu nodes): %s%s%s", g->name, g->n_nodes,
+                         group_state_to_string(g->state), isempty(g->message) ? "" : ": ", strempty(g->message));
+                emit(e, &rollout, bad ? KUBE_EVENT_WARNING : KUBE_EVENT_NORMAL, reason, msg);
+
+                const char *nr = node_reason(g->state);
+                if (!nr)
+                        continue;
+                snprintf(msg, sizeof(msg), "Rollout %s, group %s: %s", e->rollout, g->name,
+                         group_state_to_string(g->state));
+                for (char **n = g->nodes; *n; n++) {
+                        KubeEventRef node = { .api_version = "v1", .kind = "Node", .name = *n };
+                        emit(e, &node, bad ? KUBE_EVENT_WARNING : KUBE_EVENT_NORMAL, nr, msg);
+                }
+        }
+        if (s->phase != old_phase) {
+                bool bad = s->phase == ROLLOUT_PAUSED || s->phase == ROLLOUT_FAILED;
+                emit(e, &rollout, bad ? KUBE_EVENT_WARNING : KUBE_EVENT_NORMAL,
+                     isempty(s->reason) ? rollout_phase_to_string(s->phase) : s->reason,
+                     isempty(s->message) ? rollout_phase_to_string(s->phase) : s->message);
+        }
+}
+
 static void finish(Engine *e, RolloutPhase phase)
 {
         if (e->finished)
@@ -787,6 +851,14 @@ static int tick(Engine *e)
         if (r < 0)
                 return r;
         t.status = status;
+        /* What the tick starts from, to report what it changed. */
+        RolloutPhase old_phase = status->phase;
+        _cleanup_free_ GroupState *old_states = calloc(status->n_groups ? status->n_groups : 1, sizeof(GroupState));
+        size_t n_old = status->n_groups;
+        if (!old_states)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_old; i++)
+                old_states[i] = status->groups[i].state;
         if (status->phase == ROLLOUT_COMPLETED || status->phase == ROLLOUT_FAILED) {
                 finish(e, status->phase);
                 return STAY;
@@ -848,6 +920,7 @@ static int tick(Engine *e)
         r = write_status(e, obj, status, t.now);
         if (r < 0)
                 return r;
+        emit_changes(e, obj, old_phase, old_states, n_old, status);
         if (status->phase == ROLLOUT_PAUSED && !spec->paused)
                 (void)pause_spec(e);
         if (clear_abort)
@@ -888,6 +961,8 @@ int engine_new(sd_event *ev, KubeClient *client, const EngineOptions *o, Engine 
         e->opts = *o;
         if (!e->opts.tick)
                 e->opts.tick = USEC_PER_SEC;
+        if (!e->opts.component)
+                e->opts.component = "meshroll";
         e->rollout = strdup(o->rollout);
         if (!e->rollout)
                 return -ENOMEM;

@@ -281,6 +281,28 @@ static void test_rollout_completes(void **state)
                 assert_node(&f, nodes[i], false);
         assert_node(&f, "zb-2", true);
         assert_one_group_at_a_time(&f, "zb-2");
+
+        /* The story is told in Events (sent without waiting: let the last ones go out). */
+        usec_t flush = mr_now_monotonic(NULL) + 500 * USEC_PER_MSEC;
+        while (mr_now_monotonic(NULL) < flush)
+                assert_true(sd_event_run(f.event, 100 * USEC_PER_MSEC) >= 0);
+        _cleanup_(json_object_putp) json_object *events = NULL;
+        assert_int_equal(kube_list(f.client, &KUBE_EVENTS, "default", NULL, &events, NULL, &st), 0);
+        unsigned rollout_done = 0, node_cordoned = 0, completed = 0;
+        for (size_t i = 0; i < json_object_array_length(events); i++) {
+                json_object *ev = json_object_array_get_idx(events, i);
+                const char *kind = mr_json_get_str(ev, "involvedObject", "kind", NULL);
+                const char *reason = mr_json_get_str(ev, "reason", NULL);
+                if (streq_ptr(kind, "Rollout") && streq_ptr(reason, "GroupDone"))
+                        rollout_done++;
+                if (streq_ptr(kind, "Rollout") && streq_ptr(reason, "Completed"))
+                        completed++;
+                if (streq_ptr(kind, "Node") && streq_ptr(reason, "MeshrollCordoned"))
+                        node_cordoned++;
+        }
+        assert_int_equal(rollout_done, 4);
+        assert_int_equal(completed, 1);
+        assert_int_equal(node_cordoned, 6); /* every node, the operator-cordoned one included (it is drained) */
         stop(&f);
 }
 
