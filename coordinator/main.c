@@ -3,11 +3,43 @@
  * meshroll — upgrade an Istio mesh without dropping traffic.
  * main() dispatches to a subcommand; each lives in its own cmd-*.c.
  */
+#include <limits.h>
 #include <stdio.h>
 
 #include "meshroll-config.h"
 #include "meshroll/log.h"
 #include "cli.h"
+
+/*
+ * `meshroll demo …` runs meshroll-demo with the same arguments. The demo
+ * links the simulator, which this production binary must not, so it is a
+ * program of its own: the one next to this executable (installed side by
+ * side), else build/demo/ beside build/coordinator/ (the build tree), else
+ * the first in $PATH. Returns only when no exec worked.
+ */
+static int cmd_demo(Cli *cli, int argc, char **argv)
+{
+        char self[PATH_MAX], path[PATH_MAX + 32];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+        argv[0] = (char *)"meshroll-demo";
+        if (n > 0) {
+                self[n] = 0;
+                char *slash = strrchr(self, '/');
+                if (slash) {
+                        *slash = 0;
+                        snprintf(path, sizeof(path), "%s/meshroll-demo", self);
+                        execv(path, argv);
+                        snprintf(path, sizeof(path), "%s/../demo/meshroll-demo", self);
+                        execv(path, argv);
+                }
+        }
+        execvp("meshroll-demo", argv);
+        fprintf(stderr, "meshroll demo: cannot run meshroll-demo (%s); it is installed next to meshroll, or "
+                        "built in build/demo/ (make demo)\n",
+                strerror(errno));
+        return 1;
+}
 
 static const struct {
         const char *name;
@@ -22,6 +54,7 @@ static const struct {
         { "resume", cmd_resume, "resume a paused Rollout" },
         { "rollback", cmd_rollback, "roll one node group back to the previous ztunnel (--group NAME)" },
         { "abort", cmd_abort, "stop a Rollout and uncordon its current group" },
+        { "demo", cmd_demo, "upgrade ztunnel on a simulated cluster with real traffic, then in place, side by side" },
 };
 
 static void help(void)
