@@ -27,6 +27,11 @@
 #include "meshroll/json-util.h"
 #include "meshroll/kube.h"
 #include "meshroll/yaml-json.h"
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include "elector.h"
 #include "engine.h"
 #include "nodes.h"
 #include "sim.h"
@@ -233,10 +238,21 @@ static void assert_one_group_at_a_time(Fixture *f, const char *operator_node)
         }
 }
 
+/* ztunnel_inspect, retried while the DaemonSet controller has not written the template's revision (-EAGAIN). */
+static void inspect(Fixture *f, ZtunnelInfo **ret)
+{
+        usec_t end = mr_now_monotonic(NULL) + 10 * USEC_PER_SEC;
+        int r;
+        while ((r = ztunnel_inspect(f->client, "istio-system", "ztunnel", ret, NULL)) == -EAGAIN &&
+               mr_now_monotonic(NULL) < end)
+                (void)usleep(50 * 1000);
+        assert_int_equal(r, 0);
+}
+
 static void assert_all_on(Fixture *f, const char *hash)
 {
         _cleanup_(ztunnel_info_freep) ZtunnelInfo *z = NULL;
-        assert_int_equal(ztunnel_inspect(f->client, "istio-system", "ztunnel", &z, NULL), 0);
+        inspect(f, &z);
         assert_int_equal(z->n_pods, 6);
         for (size_t i = 0; i < z->n_pods; i++)
                 if (ztunnel_node_state(z, z->pods[i].node, hash) != ZTUNNEL_NODE_READY)
@@ -264,7 +280,7 @@ static void test_rollout_completes(void **state)
         assert_int_equal(kube_patch(f.client, "/api/v1/nodes/zb-2", KUBE_PATCH_MERGE, patch, NULL, &st), 0);
 
         _cleanup_(ztunnel_info_freep) ZtunnelInfo *before = NULL;
-        assert_int_equal(ztunnel_inspect(f.client, "istio-system", "ztunnel", &before, NULL), 0);
+        inspect(&f, &before);
         start_engine(&f);
         run_until(&f, 90 * USEC_PER_SEC);
         assert_true(f.finished);
@@ -312,7 +328,7 @@ static void test_never_ready_rolls_back_the_canary(void **state)
         start(&f, "faults: {neverReadyImages: [docker.io/istio/ztunnel:1.25.0]}\n");
 
         _cleanup_(ztunnel_info_freep) ZtunnelInfo *before = NULL;
-        assert_int_equal(ztunnel_inspect(f.client, "istio-system", "ztunnel", &before, NULL), 0);
+        inspect(&f, &before);
         start_engine(&f);
         /* The rollout pauses (not finishes): run until the rollout says so. */
         usec_t end = mr_now_monotonic(NULL) + 90 * USEC_PER_SEC;
@@ -343,7 +359,7 @@ static void test_never_ready_rolls_back_the_canary(void **state)
          * DaemonSet's template is the target again for the groups to come. */
         assert_all_on(&f, before->previous_hash);
         _cleanup_(ztunnel_info_freep) ZtunnelInfo *after = NULL;
-        assert_int_equal(ztunnel_inspect(f.client, "istio-system", "ztunnel", &after, NULL), 0);
+        inspect(&f, &after);
         assert_string_equal(after->update_hash, before->update_hash);
         const char *nodes[] = { "za-1", "za-2", "zb-1", "zb-2", "zc-1", "zc-2" };
         for (size_t i = 0; i < ELEMENTSOF(nodes); i++)
@@ -356,7 +372,7 @@ static void test_crash_in_drain_resumes(void **state)
         Fixture f = { .stop_at_draining_group = 2 };
         start(&f, NULL);
         _cleanup_(ztunnel_info_freep) ZtunnelInfo *before = NULL;
-        assert_int_equal(ztunnel_inspect(f.client, "istio-system", "ztunnel", &before, NULL), 0);
+        inspect(&f, &before);
 
         /* First coordinator: dies (freed without cleanup) as group 3 starts draining. */
         start_engine(&f);
@@ -388,12 +404,124 @@ static void test_crash_in_drain_resumes(void **state)
         stop(&f);
 }
 
+/* Audit records whose actor (User-Agent) starts with prefix. */
+static unsigned writes_by(Fixture *f, const char *resource, const char *prefix)
+{
+        _cleanup_(json_object_putp) json_object *w = audit(f, resource);
+        unsigned n = 0;
+        for (size_t i = 0; i < json_object_array_length(w); i++)
+                if (startswith(strempty(mr_json_get_str(json_object_array_get_idx(w, i), "actor", NULL)), prefix))
+                        n++;
+        return n;
+}
+
+/* `meshroll plan` reads everything and writes nothing. */
+static void test_plan_changes_nothing(void **state)
+{
+        Fixture f = { .stop_at_draining_group = -1 };
+        char exe[512], spec[256];
+        start(&f, NULL);
+
+        snprintf(exe, sizeof(exe), "%s/coordinator/meshroll", getenv("MESHROLL_BUILD_ROOT"));
+        snprintf(spec, sizeof(spec), "%s/r1.yaml", f.dir);
+        FILE *out = fopen(spec, "we");
+        assert_non_null(out);
+        fputs(rollout_doc, out);
+        fclose(out);
+
+        static const char *const resources[] = { "nodes", "pods", "daemonsets", "rollouts", "leases", "events" };
+        unsigned before[ELEMENTSOF(resources)];
+        for (size_t i = 0; i < ELEMENTSOF(resources); i++)
+                before[i] = writes_by(&f, resources[i], "meshroll");
+
+        char *argv[] = { exe, "plan", "-f", spec, "--server", (char *)sim_url(f.sim), NULL };
+        pid_t pid;
+        int status;
+        assert_int_equal(posix_spawn(&pid, exe, NULL, NULL, argv, environ), 0);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status)); /* 0 or 1 (something would block): both fine here */
+
+        for (size_t i = 0; i < ELEMENTSOF(resources); i++)
+                if (writes_by(&f, resources[i], "meshroll") != before[i])
+                        fail_msg("plan wrote to %s", resources[i]);
+        _cleanup_(json_object_putp) json_object *r = get(&f, &KUBE_ROLLOUTS, NULL, "r1");
+        assert_null(mr_json_get(r, "status", "phase", NULL));
+        stop(&f);
+}
+
+/* Two coordinators with leader election: only the one holding the lease ever writes. */
+typedef struct Candidate {
+        KubeClient *client;
+        Elector *elector;
+        Engine *engine;
+} Candidate;
+
+static void on_leading(Elector *el, bool leading, void *userdata)
+{
+        Candidate *c = userdata;
+        if (c->engine)
+                engine_set_active(c->engine, leading);
+}
+
+static void test_two_coordinators_one_writer(void **state)
+{
+        Fixture f = { .stop_at_draining_group = -1 };
+        Candidate cand[2] = {};
+        MrError err = {};
+        start(&f, NULL);
+
+        for (int i = 0; i < 2; i++) {
+                char ua[32], id[32];
+                snprintf(ua, sizeof(ua), "meshroll-candidate-%d", i);
+                snprintf(id, sizeof(id), "candidate-%d", i);
+                KubeConfigOptions ko = { .server = sim_url(f.sim) };
+                _cleanup_(kube_config_freep) KubeConfig *config = NULL;
+                assert_int_equal(kube_config_load(&ko, &config, &err), 0);
+                KubeClientOptions co = { .qps = -1, .max_retries = 2, .user_agent = ua };
+                assert_int_equal(kube_client_new(config, &co, &cand[i].client, &err), 0);
+                assert_int_equal(kube_client_attach_event(cand[i].client, f.event), 0);
+                MrLeaderConfig lc = { .identity = id, .lease_duration = 3 * USEC_PER_SEC,
+                                      .renew_deadline = 2 * USEC_PER_SEC, .retry_period = 500 * USEC_PER_MSEC };
+                if (elector_new(f.event, cand[i].client, "meshroll", "meshroll-coordinator", &lc, on_leading, &cand[i],
+                                &cand[i].elector, &err) < 0)
+                        fail_msg("elector: %s", err.message);
+                EngineOptions o = { .rollout = "r1", .tick = 100 * USEC_PER_MSEC, .elector = elector_state(cand[i].elector),
+                                    .on_finished = on_finished, .userdata = &f };
+                assert_int_equal(engine_new(f.event, cand[i].client, &o, &cand[i].engine), 0);
+        }
+        run_until(&f, 90 * USEC_PER_SEC);
+        assert_int_equal(f.phase, ROLLOUT_COMPLETED);
+
+        /* Every write to the cluster (but the election Lease) came from one of them. */
+        static const char *const resources[] = { "nodes", "pods", "daemonsets", "rollouts" };
+        unsigned by[2] = {};
+        for (size_t r = 0; r < ELEMENTSOF(resources); r++)
+                for (int i = 0; i < 2; i++) {
+                        char prefix[32];
+                        snprintf(prefix, sizeof(prefix), "meshroll-candidate-%d", i);
+                        by[i] += writes_by(&f, resources[r], prefix);
+                }
+        if (!((by[0] > 0) ^ (by[1] > 0)))
+                fail_msg("writes by candidate 0: %u, by candidate 1: %u (exactly one may write)", by[0], by[1]);
+
+        for (int i = 0; i < 2; i++) {
+                /* leadership first: its callback still reaches the engine */
+                elector_release(cand[i].elector);
+                elector_free(cand[i].elector);
+                engine_free(cand[i].engine);
+                kube_client_free(cand[i].client);
+        }
+        stop(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_rollout_completes),
                 cmocka_unit_test(test_never_ready_rolls_back_the_canary),
                 cmocka_unit_test(test_crash_in_drain_resumes),
+                cmocka_unit_test(test_plan_changes_nothing),
+                cmocka_unit_test(test_two_coordinators_one_writer),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
