@@ -17,8 +17,10 @@ build: deps
 check:
 	tools/check.sh
 
+# The demo on a simulated cluster (docs/demo.md); DEMO_ARGS="--nodes 6 --fault never-ready" passes flags.
+DEMO_ARGS ?=
 demo: build
-	tools/demo.sh $(BUILD)
+	tools/demo.sh $(BUILD) $(DEMO_ARGS)
 
 lint:
 	tools/lint.sh

@@ -295,6 +295,10 @@ int demo_coordinate(const DemoCoordinateOptions *o, DemoRun *run)
                                 r = -ENOMEM;
                                 break;
                         }
+                        bool over = streq(run->phase, "Completed") || streq(run->phase, "Paused") ||
+                                    streq(run->phase, "Failed");
+                        if (over && run->ended == 0)
+                                run->ended = now;
                         if (!stopping && (streq(run->phase, "Paused") || streq(run->phase, "Failed"))) {
                                 /* meshroll run keeps waiting for an operator to resume: the demo is that
                                  * operator, and stops. */

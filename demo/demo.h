@@ -82,7 +82,8 @@ typedef struct DemoRun {
         bool rolled_back; /* meshroll rolled a group back and paused */
         bool timed_out;
         char phase[32], reason[64], message[512];
-        usec_t wall; /* trigger → end, real µs */
+        usec_t wall;  /* trigger → end, real µs */
+        usec_t ended; /* monotonic µs when the outcome was first seen, or 0 */
         DemoTraffic traffic;
         DemoGroup *groups; /* meshroll run only; owned */
         size_t n_groups;

@@ -210,7 +210,8 @@ int demo_run_meshroll(const DemoOptions *o, const char *scenario_yaml, const Dem
                                                     .deadline = deadline};
                         r = demo_coordinate(&ko, run);
                 }
-                run->wall = mr_now_monotonic(NULL) - t0;
+                /* Until the outcome showed in the Rollout, not until the coordinator exited. */
+                run->wall = (run->ended ? run->ended : mr_now_monotonic(NULL)) - t0;
                 if (r >= 0)
                         r = settle(o, c, &base, run);
         }
