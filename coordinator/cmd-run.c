@@ -23,6 +23,7 @@
 #include "cli.h"
 #include "elector.h"
 #include "engine.h"
+#include "rollout-metrics.h"
 #include "spec.h"
 
 #define ELECTION_LEASE "meshroll-coordinator"
@@ -38,6 +39,7 @@ typedef struct Runner {
         bool leading;
         char last_line[1024];
         sd_event_source *scan_timer; /* controller: looks for Rollouts */
+        RolloutMetrics metrics;
         int exit_code;
 } Runner;
 
@@ -69,6 +71,8 @@ static void on_leading(Elector *el, bool leading, void *userdata)
 {
         Runner *r = userdata;
         r->leading = leading;
+        if (r->metrics.registry)
+                (void)mr_metric_set(r->metrics.leader, NULL, leading);
         for (size_t i = 0; i < r->n_engines; i++)
                 engine_set_active(r->engines[i], leading);
 }
@@ -79,6 +83,9 @@ static void on_change(Engine *e, const RolloutStatus *s, void *userdata)
         Runner *r = userdata;
         char line[1024], when[16];
         int cur = rollout_status_current(s);
+
+        if (r->scan_timer)
+                return; /* the controller reports through logs, Events and metrics, not a progress view */
         size_t done = 0;
         time_t now = time(NULL);
         struct tm tm;
@@ -125,6 +132,7 @@ static int add_engine(Runner *r, const char *name)
                 .rollout = name,
                 .tick = r->cli->tick,
                 .elector = r->elector ? elector_state(r->elector) : NULL,
+                .metrics = r->metrics.registry ? &r->metrics : NULL,
                 .on_change = on_change,
                 .on_finished = on_finished,
                 .userdata = r,
@@ -205,6 +213,7 @@ static void runner_done(Runner *r)
         free(r->engines);
         free(r->names);
         sd_event_source_disable_unref(r->scan_timer);
+        rollout_metrics_done(&r->metrics);
         kube_client_free(r->client);
         sd_event_unref(r->event);
 }
@@ -352,6 +361,13 @@ static int on_scan(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+static int on_metrics(const char *path, MrHttpReply *reply, void *userdata)
+{
+        Runner *r = userdata;
+        reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        return mr_metrics_render(r->metrics.registry, &reply->body, &reply->size);
+}
+
 static int on_healthz(const char *path, MrHttpReply *reply, void *userdata)
 {
         Runner *r = userdata;
@@ -382,7 +398,7 @@ int cmd_controller(Cli *cli, int argc, char **argv)
                         printf("Usage: meshroll controller [OPTIONS]\n\n"
                                "Reconciles every Rollout in the cluster while holding the lease\n"
                                "meshroll-coordinator. Run two replicas; one leads.\n\n"
-                               "  --listen HOST:PORT        /healthz (default :9478; \"\" disables)\n" CLI_COMMON_HELP);
+                               "  --listen HOST:PORT        /healthz and /metrics (default :9478; \"\" disables)\n" CLI_COMMON_HELP);
                         return 0;
                 } else if ((k = cli_parse_common(cli, c, optarg)) != 0)
                         return k;
@@ -390,13 +406,14 @@ int cmd_controller(Cli *cli, int argc, char **argv)
         KubeClientOptions co = engine_client_options();
         if ((k = cli_client(cli, &co, &r.client)) != 0)
                 return k;
-        if (setup_loop(&r) < 0) {
+        if (rollout_metrics_init(&r.metrics) < 0 || setup_loop(&r) < 0) {
                 runner_done(&r);
                 return 1;
         }
         if (!isempty(listen_address)) {
                 k = mr_http_server_new(r.event, listen_address, &http, &err);
-                if (k < 0 || mr_http_server_route(http, "/healthz", on_healthz, &r) < 0) {
+                if (k < 0 || mr_http_server_route(http, "/healthz", on_healthz, &r) < 0 ||
+                    mr_http_server_route(http, "/metrics", on_metrics, &r) < 0) {
                         log_error("Cannot serve /healthz: %s", err.message);
                         runner_done(&r);
                         return 2;

@@ -162,7 +162,10 @@ void elector_release(Elector *el)
                 log_debug("Could not release the lease %s/%s (followers will wait it out)", el->namespace, el->name);
         else
                 log_info("Released the lease %s/%s", el->namespace, el->name);
-        set_leading(el, false);
+        /* Not a loss: no warning, but whoever acts on leadership must stop. */
+        el->leading = false;
+        if (el->on_change)
+                el->on_change(el, false, el->userdata);
 }
 
 Elector *elector_free(Elector *el)

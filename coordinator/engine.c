@@ -167,6 +167,8 @@ static int step_cordon(Tick *t, GroupStatus *g)
 static void on_drain_done(Drain *d, int error, const DrainProgress *p, const char *message, void *userdata)
 {
         Engine *e = userdata;
+        if (e->opts.metrics && p)
+                (void)mr_metric_add(e->opts.metrics->evicted, (const char *const[]){ e->rollout }, p->gone);
         e->drain_done = true;
         e->drain_error = error;
         free(e->drain_message);
@@ -784,8 +786,17 @@ static const char *node_reason(GroupState s)
 
 /* Events for every change between the tick's start and the status just written. */
 static void emit_changes(Engine *e, json_object *obj, RolloutPhase old_phase, const GroupState *old_states,
-                         size_t n_old, const RolloutStatus *s)
+                         const usec_t *old_since, size_t n_old, const RolloutStatus *s)
 {
+        if (e->opts.metrics) {
+                rollout_metrics_update(e->opts.metrics, e->rollout, s);
+                for (size_t i = 0; i < s->n_groups && i < n_old; i++)
+                        if (old_states[i] != s->groups[i].state && old_since[i] && s->groups[i].since > old_since[i])
+                                (void)mr_metric_observe(e->opts.metrics->step_seconds,
+                                                        (const char *const[]){ group_state_to_string(old_states[i]) },
+                                                        (double)(s->groups[i].since - old_since[i]) / USEC_PER_SEC);
+        }
+
         KubeEventRef rollout = { .api_version = "meshroll.io/v1alpha1", .kind = "Rollout", .name = e->rollout,
                                  .uid = mr_json_get_str(obj, "metadata", "uid", NULL) };
         char msg[KUBE_EVENT_MESSAGE_MAX], reason[KUBE_EVENT_REASON_MAX];
@@ -854,11 +865,14 @@ static int tick(Engine *e)
         /* What the tick starts from, to report what it changed. */
         RolloutPhase old_phase = status->phase;
         _cleanup_free_ GroupState *old_states = calloc(status->n_groups ? status->n_groups : 1, sizeof(GroupState));
+        _cleanup_free_ usec_t *old_since = calloc(status->n_groups ? status->n_groups : 1, sizeof(usec_t));
         size_t n_old = status->n_groups;
-        if (!old_states)
+        if (!old_states || !old_since)
                 return -ENOMEM;
-        for (size_t i = 0; i < n_old; i++)
+        for (size_t i = 0; i < n_old; i++) {
                 old_states[i] = status->groups[i].state;
+                old_since[i] = status->groups[i].since;
+        }
         if (status->phase == ROLLOUT_COMPLETED || status->phase == ROLLOUT_FAILED) {
                 finish(e, status->phase);
                 return STAY;
@@ -920,7 +934,7 @@ static int tick(Engine *e)
         r = write_status(e, obj, status, t.now);
         if (r < 0)
                 return r;
-        emit_changes(e, obj, old_phase, old_states, n_old, status);
+        emit_changes(e, obj, old_phase, old_states, old_since, n_old, status);
         if (status->phase == ROLLOUT_PAUSED && !spec->paused)
                 (void)pause_spec(e);
         if (clear_abort)

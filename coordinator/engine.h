@@ -26,6 +26,7 @@
 
 #include "meshroll/kube.h"
 #include "meshroll/leader.h"
+#include "rollout-metrics.h"
 #include "status.h"
 
 typedef struct Engine Engine;
@@ -41,6 +42,7 @@ typedef struct EngineOptions {
         usec_t tick;                  /* default 1 s */
         const MrClock *clock;         /* NULL: system clock */
         MrLeaderElector *elector;     /* borrowed; NULL: no fencing (single coordinator) */
+        RolloutMetrics *metrics;      /* borrowed; NULL: none */
         engine_change_t on_change;
         engine_finished_t on_finished;
         void *userdata;

@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include "meshroll/json-util.h"
+#include "rollout-metrics.h"
 #include "status.h"
 
 #define T0 ((usec_t)1795489863 * USEC_PER_SEC)
@@ -165,6 +166,34 @@ static void test_malformed(void **state)
         }
 }
 
+static void test_metrics_from_status(void **state)
+{
+        _cleanup_(json_object_putp) json_object *in = parse(
+                "{\"phase\":\"Paused\",\"targetRevision\":{\"name\":\"n\",\"hash\":\"h\"},\"groups\":["
+                "{\"name\":\"a\",\"nodes\":[\"n1\"],\"state\":\"Done\",\"connections\":0},"
+                "{\"name\":\"b\",\"nodes\":[\"n2\"],\"state\":\"Gating\",\"connections\":4},"
+                "{\"name\":\"c\",\"nodes\":[\"n3\"],\"state\":\"Pending\"}]}");
+        _cleanup_(rollout_status_freep) RolloutStatus *s = NULL;
+        RolloutMetrics m;
+        double v;
+
+        assert_int_equal(rollout_status_from_json(in, &s, NULL), 0);
+        assert_int_equal(rollout_metrics_init(&m), 0);
+        rollout_metrics_update(&m, "r1", s);
+        assert_int_equal(mr_metric_get(m.phase, (const char *const[]){ "r1", "Paused" }, &v), 0);
+        assert_true(v == 1);
+        assert_int_equal(mr_metric_get(m.phase, (const char *const[]){ "r1", "Progressing" }, &v), 0);
+        assert_true(v == 0);
+        assert_int_equal(mr_metric_get(m.groups, (const char *const[]){ "r1", "Gating" }, &v), 0);
+        assert_true(v == 1);
+        assert_int_equal(mr_metric_get(m.groups, (const char *const[]){ "r1", "Draining" }, &v), 0);
+        assert_true(v == 0);
+        assert_int_equal(mr_metric_get(m.gate_connections, (const char *const[]){ "r1", "b" }, &v), 0);
+        assert_true(v == 4);
+        assert_int_equal(mr_metric_get(m.gate_connections, (const char *const[]){ "r1", "c" }, &v), -ENOENT);
+        rollout_metrics_done(&m);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -174,6 +203,7 @@ int main(void)
                 cmocka_unit_test(test_conditions_keep_transition_time),
                 cmocka_unit_test(test_group_state_stamps),
                 cmocka_unit_test(test_malformed),
+                cmocka_unit_test(test_metrics_from_status),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
