@@ -12,6 +12,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +39,8 @@ typedef struct Runner {
         size_t n_engines;
         bool leading;
         char last_line[1024];
+        bool tty;                    /* stdout is a terminal: redraw a table instead of lines */
+        unsigned drawn;              /* lines of the table last drawn */
         sd_event_source *scan_timer; /* controller: looks for Rollouts */
         RolloutMetrics metrics;
         int exit_code;
@@ -77,7 +80,34 @@ static void on_leading(Elector *el, bool leading, void *userdata)
                 engine_set_active(r->engines[i], leading);
 }
 
-/* One line per change of what the rollout is doing. */
+/* On a terminal: the whole rollout as a table, redrawn in place. */
+static void draw_table(Runner *r, const RolloutStatus *s)
+{
+        struct winsize ws = {};
+        unsigned width = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40 ? ws.ws_col : 100;
+        usec_t now = mr_now_realtime(NULL);
+        char since[32];
+
+        if (r->drawn > 0)
+                printf("\033[%uA\033[J", r->drawn); /* back to the table's first line, clear below */
+        r->drawn = 0;
+        printf("%.*s\n", (int)width - 1, "");
+        printf("rollout %s%s%.*s\n", rollout_phase_to_string(s->phase), isempty(s->message) ? "" : ": ",
+               (int)(width > 30 ? width - 30 : 10), strempty(s->message));
+        printf("  %-22s %-12s %5s %8s  %s\n", "GROUP", "STATE", "NODES", "SINCE", "MESSAGE");
+        r->drawn += 3;
+        for (size_t i = 0; i < s->n_groups; i++) {
+                const GroupStatus *g = &s->groups[i];
+                const char *mark = group_state_finished(g->state) ? "✓" : g->state == GROUP_PENDING ? " " : "▶";
+                mr_duration_format(g->since && now > g->since ? now - g->since : 0, since, sizeof(since));
+                printf("%s %-22.22s %-12s %5zu %8s  %.*s\n", mark, g->name, group_state_to_string(g->state),
+                       g->n_nodes, g->since ? since : "-", (int)(width > 58 ? width - 58 : 10), strempty(g->message));
+                r->drawn++;
+        }
+        fflush(stdout);
+}
+
+/* One line per change of what the rollout is doing (a table on a terminal). */
 static void on_change(Engine *e, const RolloutStatus *s, void *userdata)
 {
         Runner *r = userdata;
@@ -86,6 +116,10 @@ static void on_change(Engine *e, const RolloutStatus *s, void *userdata)
 
         if (r->scan_timer)
                 return; /* the controller reports through logs, Events and metrics, not a progress view */
+        if (r->tty) {
+                draw_table(r, s);
+                return;
+        }
         size_t done = 0;
         time_t now = time(NULL);
         struct tm tm;
@@ -305,6 +339,10 @@ int cmd_run(Cli *cli, int argc, char **argv)
         KubeClientOptions co = engine_client_options();
         if ((k = cli_client(cli, &co, &r.client)) != 0)
                 return k;
+        /* On a terminal the table is the progress; routine log lines would tear it. */
+        r.tty = isatty(STDOUT_FILENO) && getenv("TERM") && !streq(getenv("TERM"), "dumb");
+        if (r.tty && log_get_max_level() == LOG_INFO)
+                log_set_max_level(LOG_WARNING);
         if (apply_rollout(&r, doc, spec->name) < 0) {
                 runner_done(&r);
                 return 1;
