@@ -14,7 +14,13 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "meshroll/errors.h"
 #include "scan.h"
@@ -291,6 +297,39 @@ static void test_tracker_growth(void **state)
 }
 
 /*
+ * Established sockets with local port `port`, as `ss -Htn state established
+ * sport = :PORT` lists them; -1 when ss is not installed.
+ */
+static int count_ss_established(uint16_t port)
+{
+        char filter[64], buf[65536];
+        int fds[2], n = 0;
+        size_t len = 0;
+        pid_t pid;
+        posix_spawn_file_actions_t fa;
+
+        if (access("/usr/bin/ss", X_OK) < 0 && access("/bin/ss", X_OK) < 0)
+                return -1;
+        snprintf(filter, sizeof(filter), "sport = :%u", port);
+        char *argv[] = { "ss", "-Htn", "state", "established", filter, NULL };
+        assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+        assert_int_equal(posix_spawnp(&pid, "ss", &fa, NULL, argv, environ), 0);
+        posix_spawn_file_actions_destroy(&fa);
+        close(fds[1]);
+        for (ssize_t k; len < sizeof(buf) - 1 && (k = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0;)
+                len += (size_t)k;
+        close(fds[0]);
+        buf[len] = 0;
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        for (char *p = buf; (p = strchr(p, '\n')); p++)
+                n++;
+        return n;
+}
+
+/*
  * Real sockets: accepted connections on an ephemeral loopback port, counted
  * from the live /proc. The proc root is a directory whose "1" links to this
  * process, so the "host" namespace read is the test's own, whatever PID 1 is.
@@ -347,6 +386,11 @@ static void test_real_loopback_sockets(void **state)
         assert_int_equal(r_live->host.counts.outbound, 7);
         assert_int_equal(r_live->host.pid, getpid());
 
+        /* And what ss(8) says about the same sockets (iproute2, when installed). */
+        int ss = count_ss_established(ntohs(sa.sin_port));
+        if (ss >= 0)
+                assert_int_equal(ss, 7);
+
         for (int i = 0; i < 3; i++) {
                 close(clients[i]);
                 close(servers[i]);
@@ -362,6 +406,95 @@ static void test_real_loopback_sockets(void **state)
         close(lfd);
 }
 
+/* Brings lo up in the calling process's network namespace. */
+static int loopback_up(void)
+{
+        struct ifreq ifr = {};
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+        int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+        if (r >= 0) {
+                ifr.ifr_flags |= IFF_UP;
+                r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+        }
+        close(fd);
+        return r < 0 ? -errno : 0;
+}
+
+/*
+ * A pod in a network namespace of its own: a child process unshares a new
+ * netns (root only), holds 5 connections to port 15001 there, and a recorded
+ * proc root presents it as a pod whose net/ is the child's. The agent must
+ * count those 5 — and none of the test's own sockets.
+ */
+static void test_network_namespace(void **state)
+{
+        int ready[2], go[2];
+        char c;
+
+        assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                int lfd, fds[10];
+                struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                          .sin_port = htons(15001) };
+                if (unshare(CLONE_NEWNET) < 0 || loopback_up() < 0)
+                        _exit(77);
+                lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 16) < 0)
+                        _exit(1);
+                for (int i = 0; i < 5; i++) {
+                        fds[2 * i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                        if (connect(fds[2 * i], (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+                            (fds[2 * i + 1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
+                                _exit(1);
+                }
+                (void)!write(ready[1], "r", 1);
+                (void)!read(go[0], &c, 1); /* hold the sockets until the parent has scanned */
+                _exit(0);
+        }
+        close(ready[1]);
+        close(go[0]);
+        if (read(ready[0], &c, 1) != 1) {
+                int status;
+                waitpid(child, &status, 0);
+                close(ready[0]);
+                close(go[1]);
+                if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+                        skip(); /* not allowed to create a network namespace (not root) */
+                fail_msg("the namespace child failed (status %d)", status);
+        }
+
+        /* The recorded tree's pod 700: its cgroup names a pod, its net/ and ns/ are the child's. */
+        char link[512], target[64];
+        put_file("700/cgroup", "0::/kubepods/pod77777777-0000-4000-8000-000000000007/c\n");
+        snprintf(link, sizeof(link), "%s/700/net", root);
+        snprintf(target, sizeof(target), "/proc/%d/net", (int)child);
+        assert_int_equal(symlink(target, link), 0);
+
+        ScanOptions o;
+        _cleanup_(track_freep) SocketTracker *t = NULL;
+        _cleanup_(scan_result_freep) ScanResult *r = NULL;
+        scan_options_init(&o);
+        o.proc_root = root;
+        assert_int_equal(track_new(0, &t), 0);
+        assert_int_equal(scan_run(&o, t, 0, &r), 0);
+        const ScanPod *p = find_pod(r, "77777777-0000-4000-8000-000000000007");
+        assert_non_null(p);
+        assert_int_equal(p->counts.outbound, 5);
+
+        (void)!write(go[1], "g", 1);
+        close(go[1]);
+        close(ready[0]);
+        int status;
+        assert_int_equal(waitpid(child, &status, 0), child);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -372,6 +505,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_tracker_cap, setup_tree, teardown_tree),
                 cmocka_unit_test_setup_teardown(test_tracker_growth, setup_tree, teardown_tree),
                 cmocka_unit_test_setup_teardown(test_real_loopback_sockets, setup_tree, teardown_tree),
+                cmocka_unit_test_setup_teardown(test_network_namespace, setup_tree, teardown_tree),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
