@@ -195,6 +195,8 @@ static int poll_status(const DemoCoordinateOptions *o, const Snapshot *snap, Dem
                 const char *state = strempty(mr_json_get_str(g, "state", NULL));
                 int64_t conns;
                 snprintf(d->state, sizeof(d->state), "%s", state);
+                snprintf(d->message, sizeof(d->message), "%s",
+                         strempty(mr_json_get_str(g, "message", NULL)));
                 if (streq(state, "Pending"))
                         d->connections_moved = group_connections(o->cluster, NULL, d);
                 else if (d->connections_moved < 0)

@@ -68,8 +68,9 @@ typedef enum DemoState {
 
 typedef struct DemoGroup {
         char name[64];
-        char state[32]; /* the last state seen */
-        char **nodes;   /* NULL-terminated, owned */
+        char state[32];    /* the last state seen */
+        char message[256]; /* the group's status message, last seen */
+        char **nodes;      /* NULL-terminated, owned */
         unsigned n_nodes;
         usec_t at[_DEMO_STATE_MAX];  /* monotonic µs when first seen (0: not seen) */
         int64_t connections_at_gate; /* long-lived connections the gate measured; -1: not measured */

@@ -93,11 +93,20 @@ void demo_report_print(FILE *f, const DemoOptions *o, const DemoRun *m, const De
                 fprintf(f, "\n");
         }
         if (!m->completed) {
-                fprintf(f, "meshroll's rollout ended %s%s%s%s%s\n", m->phase[0] ? m->phase : "early",
-                        m->reason[0] ? " (" : "", m->reason, m->reason[0] ? ")" : "",
-                        m->message[0] ? ":" : ".");
+                if (m->timed_out)
+                        fprintf(f, "meshroll's rollout did not finish within --timeout (phase %s).\n",
+                                m->phase[0] ? m->phase : "unknown");
+                else
+                        fprintf(f, "meshroll's rollout ended %s%s%s%s%s\n", m->phase[0] ? m->phase : "early",
+                                m->reason[0] ? " (" : "", m->reason, m->reason[0] ? ")" : "",
+                                m->message[0] ? ":" : ".");
                 if (m->message[0])
                         fprintf(f, "  %s\n", m->message);
+                for (size_t i = 0; i < m->n_groups; i++) {
+                        const DemoGroup *g = &m->groups[i];
+                        if (g->message[0] && !streq(g->state, "Done") && !streq(g->state, "Pending"))
+                                fprintf(f, "  group %s (%s): %s\n", g->name, g->state, g->message);
+                }
                 fprintf(f, "\n");
         }
 
