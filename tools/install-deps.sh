@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 packages=(
         gcc make pkg-config meson ninja-build
         libcurl4-openssl-dev libjson-c-dev libsystemd-dev libcmocka-dev libmicrohttpd-dev libyaml-dev
-        openssl ca-certificates iproute2 procps
+        openssl ca-certificates iproute2 procps jq
 )
 
 SUDO=
