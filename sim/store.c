@@ -1160,6 +1160,12 @@ int sim_store_remove(SimStore *s, const SimKind *k, const char *ns, const char *
 
 int sim_store_foreach(SimStore *s, const SimKind *k, const char *ns, sim_foreach_t cb, void *userdata)
 {
+        return sim_store_foreach_after(s, k, ns, NULL, NULL, cb, userdata);
+}
+
+int sim_store_foreach_after(SimStore *s, const SimKind *k, const char *ns, const char *after_ns,
+                            const char *after_name, sim_foreach_t cb, void *userdata)
+{
         Table *t = table_for(s, k);
         size_t i = 0;
 
@@ -1167,6 +1173,11 @@ int sim_store_foreach(SimStore *s, const SimKind *k, const char *ns, sim_foreach
                 return -ENOENT;
         if (ns && k->namespaced)
                 i = table_search(t, ns, "", NULL);
+        if (after_name) {
+                bool found;
+                size_t j = table_search(t, strempty(after_ns), after_name, &found);
+                i = MAX(i, found ? j + 1 : j);
+        }
         for (; i < t->n; i++) {
                 if (ns && k->namespaced && !streq(t->v[i]->ns, ns))
                         break;

@@ -152,6 +152,13 @@ int sim_store_remove(SimStore *s, const SimKind *k, const char *ns, const char *
  */
 typedef int (*sim_foreach_t)(json_object *obj, void *userdata);
 int sim_store_foreach(SimStore *s, const SimKind *k, const char *ns, sim_foreach_t cb, void *userdata);
+/*
+ * The same, starting after the key (after_ns, after_name) — a list's continue
+ * position — found by binary search instead of a walk from the first object.
+ * after_name NULL: from the start. after_ns is "" for cluster-scoped kinds.
+ */
+int sim_store_foreach_after(SimStore *s, const SimKind *k, const char *ns, const char *after_ns,
+                            const char *after_name, sim_foreach_t cb, void *userdata);
 
 /* Pods bound to node (spec.nodeName index), same contract as foreach. */
 int sim_store_foreach_pod_on_node(SimStore *s, const char *node, sim_foreach_t cb, void *userdata);
