@@ -2,7 +2,7 @@
 # A thin wrapper: meson and ninja do the work; tools/ holds the scripts.
 BUILD ?= build
 
-.PHONY: all deps build check demo lint fuzz clean
+.PHONY: all deps build check demo lint fuzz bench clean
 
 all: build
 
@@ -24,6 +24,12 @@ demo: build
 
 lint:
 	tools/lint.sh
+
+# Builds, then runs every benchmark at full size (minutes; the simulator needs a few GiB)
+# and writes the report to bench/RESULTS.md. See docs/benchmarks.md.
+bench: build
+	ninja -C $(BUILD) bench/bench-kubesim
+	$(BUILD)/bench/bench-kubesim --output bench/RESULTS.md
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
