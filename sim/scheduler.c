@@ -29,7 +29,6 @@
 #include "meshroll/json-util.h"
 
 #define ACTOR "default-scheduler"
-#define MAX_NODES 4096
 
 /*
  * Parses a Kubernetes quantity into milli-units ("100m" → 100, "2" → 2000,
@@ -249,18 +248,32 @@ static int64_t allocatable(json_object *node, const char *resource, int64_t def)
         return quantity_milli(q, &v) == 0 ? v : def;
 }
 
+/* Every node (borrowed), in a growable array: clusters have thousands. */
 typedef struct NodeList {
-        json_object *nodes[MAX_NODES];
-        size_t n;
+        json_object **nodes;
+        size_t n, cap;
 } NodeList;
 
 static int collect_node(json_object *node, void *userdata)
 {
         NodeList *l = userdata;
-        if (l->n >= MAX_NODES)
-                return 1;
+        if (l->n == l->cap) {
+                size_t ncap = l->cap ? l->cap * 2 : 64;
+                json_object **nn = reallocarray(l->nodes, ncap, sizeof(json_object *));
+                if (!nn)
+                        return -ENOMEM;
+                l->nodes = nn;
+                l->cap = ncap;
+        }
         l->nodes[l->n++] = node;
         return 0;
+}
+
+static void node_list_freep(NodeList **l)
+{
+        if (*l)
+                free((*l)->nodes);
+        free(*l);
 }
 
 typedef enum Reason {
@@ -276,7 +289,7 @@ typedef enum Reason {
 int sim_scheduler_sync(SimControllers *c, const char *ns, const char *name, usec_t now, usec_t *ret_due)
 {
         SimStore *s = sim_controllers_store(c);
-        _cleanup_free_ NodeList *nodes = NULL;
+        _cleanup_(node_list_freep) NodeList *nodes = NULL;
         unsigned reasons[_R_MAX] = {};
         json_object *best = NULL;
         int64_t best_pods = INT64_MAX;
