@@ -27,13 +27,8 @@
 #include "http-fixture.h"
 #include "meshroll/kube.h"
 
-/* The simulator's headers are on the include path when the test links libkubesim. */
-#if __has_include("sim.h")
+/* The simulator, in-process (libkubesim). */
 #include "sim.h"
-#define HAVE_KUBESIM 1
-#else
-#define HAVE_KUBESIM 0
-#endif
 
 /* ---- the fake API server ------------------------------------------------------------------------ */
 
@@ -655,7 +650,6 @@ static void test_bad_arguments(void **state)
 
 /* ---- simulator tests ---------------------------------------------------------------------------- */
 
-#if HAVE_KUBESIM
 
 #define SIM_SPEED 20.0
 
@@ -931,7 +925,6 @@ static void test_sim_unmanaged_and_emptydir_refused(void **state)
         sim_env_stop(&env);
 }
 
-#endif
 
 int main(void)
 {
@@ -945,12 +938,10 @@ int main(void)
                 cmocka_unit_test(test_eviction_answers),
                 cmocka_unit_test(test_gone_from_relist),
                 cmocka_unit_test(test_concurrency_limit),
-#if HAVE_KUBESIM
                 cmocka_unit_test(test_sim_daemonset_skipped_replacements_elsewhere),
                 cmocka_unit_test(test_sim_pdb_blocks_until_replacements_ready),
                 cmocka_unit_test(test_sim_pdb_timeout),
                 cmocka_unit_test(test_sim_unmanaged_and_emptydir_refused),
-#endif
         };
         return cmocka_run_group_tests_name(TEST_NAME, tests, NULL, NULL);
 }

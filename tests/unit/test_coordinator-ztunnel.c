@@ -23,13 +23,8 @@
 #include "meshroll/kube.h"
 #include "ztunnel.h"
 
-/* The simulator's headers are on the include path when the test links libkubesim. */
-#if __has_include("sim.h")
+/* The simulator, in-process (libkubesim). */
 #include "sim.h"
-#define HAVE_KUBESIM 1
-#else
-#define HAVE_KUBESIM 0
-#endif
 
 #define FIX                                                                                                 \
         "kubectl patch daemonset ztunnel -n istio-system -p "                                               \
@@ -116,7 +111,6 @@ static void test_bad_arguments(void **state)
 
 /* ---- simulator tests ---------------------------------------------------------------------------- */
 
-#if HAVE_KUBESIM
 
 #define SIM_SPEED 20.0
 #define WAIT_MAX (10 * USEC_PER_SEC)
@@ -569,7 +563,6 @@ static void test_sim_never_ready(void **state)
         env_stop(&env);
 }
 
-#endif
 
 int main(void)
 {
@@ -577,7 +570,6 @@ int main(void)
                 cmocka_unit_test(test_node_states),
                 cmocka_unit_test(test_require_on_delete),
                 cmocka_unit_test(test_bad_arguments),
-#if HAVE_KUBESIM
                 cmocka_unit_test(test_sim_inspect),
                 cmocka_unit_test(test_sim_replace_one_node),
                 cmocka_unit_test(test_sim_rollback_one_node),
@@ -585,7 +577,6 @@ int main(void)
                 cmocka_unit_test(test_sim_missing),
                 cmocka_unit_test(test_sim_rolling_update_refused),
                 cmocka_unit_test(test_sim_never_ready),
-#endif
         };
         return cmocka_run_group_tests_name(TEST_NAME, tests, NULL, NULL);
 }
