@@ -40,18 +40,6 @@
 
 /* ---- configuration copy ---------------------------------------------------------------- */
 
-static int dup_mem(char **dst, const char *src, size_t size)
-{
-        if (!src)
-                return 0;
-        *dst = malloc(size + 1);
-        if (!*dst)
-                return -ENOMEM;
-        memcpy(*dst, src, size);
-        (*dst)[size] = 0;
-        return 0;
-}
-
 /* Reads a whole PEM file (capped). -MR_ECONFIG with a sentence on any failure. */
 static int read_pem(const char *path, const char *what, char **ret, size_t *ret_size, MrError *err)
 {
@@ -71,6 +59,19 @@ static int read_pem(const char *path, const char *what, char **ret, size_t *ret_
         *ret_size = n;
         *ret = TAKE_PTR(buf);
         return 0;
+}
+
+/* PEM material from inline data (copied), else from its file, else nothing (*ret untouched). */
+static int load_pem(const char *data, size_t data_size, const char *file, const char *what, char **ret,
+                    size_t *ret_size, MrError *err)
+{
+        if (data) {
+                if (!(*ret = memdup_nul(data, data_size)))
+                        return -ENOMEM;
+                *ret_size = data_size;
+                return 0;
+        }
+        return file ? read_pem(file, what, ret, ret_size, err) : 0;
 }
 
 /* Checks the server URL and prepares base_url / connect_to for tls-server-name. */
@@ -192,25 +193,12 @@ int kube_client_new(const KubeConfig *config, const KubeClientOptions *opts, Kub
         if (r < 0)
                 return r;
 
-        if (c->config->ca_data)
-                r = dup_mem(&c->ca, c->config->ca_data, c->config->ca_data_size), c->ca_size = c->config->ca_data_size;
-        else if (c->config->ca_file)
-                r = read_pem(c->config->ca_file, "certificate-authority", &c->ca, &c->ca_size, err);
-        if (r < 0)
-                return r;
-        if (c->config->client_cert_data)
-                r = dup_mem(&c->cert, c->config->client_cert_data, c->config->client_cert_data_size),
-                c->cert_size = c->config->client_cert_data_size;
-        else if (c->config->client_cert_file)
-                r = read_pem(c->config->client_cert_file, "client-certificate", &c->cert, &c->cert_size, err);
-        if (r < 0)
-                return r;
-        if (c->config->client_key_data)
-                r = dup_mem(&c->key, c->config->client_key_data, c->config->client_key_data_size),
-                c->key_size = c->config->client_key_data_size;
-        else if (c->config->client_key_file)
-                r = read_pem(c->config->client_key_file, "client-key", &c->key, &c->key_size, err);
-        if (r < 0)
+        if ((r = load_pem(c->config->ca_data, c->config->ca_data_size, c->config->ca_file, "certificate-authority",
+                          &c->ca, &c->ca_size, err)) < 0 ||
+            (r = load_pem(c->config->client_cert_data, c->config->client_cert_data_size, c->config->client_cert_file,
+                          "client-certificate", &c->cert, &c->cert_size, err)) < 0 ||
+            (r = load_pem(c->config->client_key_data, c->config->client_key_data_size, c->config->client_key_file,
+                          "client-key", &c->key, &c->key_size, err)) < 0)
                 return r;
 
         r = kube_credentials_new(c->config, c->opts.clock, &c->creds);

@@ -832,12 +832,8 @@ static int copy_mem(char **dst, const char *src, size_t size)
 {
         if (!src)
                 return 0;
-        *dst = malloc(size + 1);
-        if (!*dst)
-                return -ENOMEM;
-        memcpy(*dst, src, size);
-        (*dst)[size] = 0;
-        return 0;
+        *dst = memdup_nul(src, size);
+        return *dst ? 0 : -ENOMEM;
 }
 
 static int copy_strv(char ***dst, char **src)

@@ -131,6 +131,17 @@ static inline bool endswith(const char *s, const char *suffix)
         return ls >= lx && memcmp(s + ls - lx, suffix, lx) == 0;
 }
 
+/* A copy of size bytes with a NUL after them (binary data usable as a C string); NULL on ENOMEM. */
+static inline char *memdup_nul(const void *p, size_t size)
+{
+        char *d = malloc(size + 1);
+        if (d) {
+                memcpy(d, p, size);
+                d[size] = 0;
+        }
+        return d;
+}
+
 /* Microseconds: the unit of every duration and timestamp in meshroll (as sd-event's uint64_t usec). */
 typedef uint64_t usec_t;
 #define USEC_INFINITY ((usec_t)UINT64_MAX)
