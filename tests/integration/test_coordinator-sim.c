@@ -96,7 +96,14 @@ static void create(Fixture *f, const KubeResource *res, json_object *obj)
                 fail_msg("create %s: %s", res->plural, st.message);
 }
 
+static void start_with(Fixture *f, const char *extra_scenario, const char *rollout);
+
 static void start(Fixture *f, const char *extra_scenario)
+{
+        start_with(f, extra_scenario, rollout_doc);
+}
+
+static void start_with(Fixture *f, const char *extra_scenario, const char *rollout)
 {
         char scenario[4096], crd_path[512];
         MrError err = {};
@@ -122,7 +129,7 @@ static void start(Fixture *f, const char *extra_scenario)
         _cleanup_(json_object_putp) json_object *crd = yaml_file(crd_path);
         create(f, &KUBE_CRDS, crd);
         _cleanup_(json_object_putp) json_object *doc = NULL;
-        assert_int_equal(mr_yaml_parse(rollout_doc, strlen(rollout_doc), &doc, NULL), 0);
+        assert_int_equal(mr_yaml_parse(rollout, strlen(rollout), &doc, NULL), 0);
         create(f, &KUBE_ROLLOUTS, doc);
 }
 
@@ -404,6 +411,56 @@ static void test_crash_in_drain_resumes(void **state)
         stop(&f);
 }
 
+/*
+ * A drain a PodDisruptionBudget never allows: the workload is pinned to zone
+ * b and its PDB allows no disruption. The drain waits, then at its timeout
+ * the rollout pauses with the PDB named, and zone b stays cordoned (nothing
+ * was evicted, so nothing is replaced) while zone c is never touched.
+ */
+static void test_pdb_blocked_drain_pauses(void **state)
+{
+        static const char pinned[] =
+                "  - {name: ledger, namespace: shop, replicas: 2, startupSeconds: 1, shutdownSeconds: 1,"
+                " nodeSelector: {topology.kubernetes.io/zone: zb}, pdb: {minAvailable: 2}}\n";
+        static const char rollout[] = "apiVersion: meshroll.io/v1alpha1\n"
+                                      "kind: Rollout\n"
+                                      "metadata: {name: r1}\n"
+                                      "spec:\n"
+                                      "  groups: {byLabel: topology.kubernetes.io/zone}\n"
+                                      "  drain: {timeout: 3s}\n"
+                                      "  connectionGate: {timeout: 1s, onTimeout: proceed}\n"
+                                      "  readiness: {timeout: 20s, minReadySeconds: 1}\n"
+                                      "  soak: 0s\n";
+        Fixture f = { .stop_at_draining_group = -1 };
+        start_with(&f, pinned, rollout);
+        start_engine(&f);
+
+        usec_t end = mr_now_monotonic(NULL) + 60 * USEC_PER_SEC;
+        json_object *r = NULL;
+        for (;;) {
+                assert_true(mr_now_monotonic(NULL) < end);
+                assert_true(sd_event_run(f.event, 200 * USEC_PER_MSEC) >= 0);
+                json_object_put(r);
+                r = get(&f, &KUBE_ROLLOUTS, NULL, "r1");
+                if (streq_ptr(phase_of(r), "Paused"))
+                        break;
+        }
+        _cleanup_(json_object_putp) json_object *paused = r;
+        assert_string_equal(mr_json_get_str(paused, "status", "reason", NULL), "DrainTimeout");
+        const char *message = mr_json_get_str(paused, "status", "message", NULL);
+        if (!strstr(strempty(message), "PodDisruptionBudget shop/ledger"))
+                fail_msg("the pause does not name the PDB: %s", strna(message));
+        assert_string_equal(mr_json_get_str(paused, "status", "currentGroup", NULL), "zb");
+        assert_true(mr_json_get_bool(false, paused, "spec", "paused", NULL));
+
+        _cleanup_(json_object_putp) json_object *zb1 = get(&f, &KUBE_NODES, NULL, "zb-1");
+        assert_true(mr_json_get_bool(false, zb1, "spec", "unschedulable", NULL));
+        _cleanup_(json_object_putp) json_object *zc1 = get(&f, &KUBE_NODES, NULL, "zc-1");
+        assert_false(mr_json_get_bool(false, zc1, "spec", "unschedulable", NULL));
+        assert_null(mr_json_get(zc1, "metadata", "annotations", NODE_ANNOTATION_PHASE, NULL));
+        stop(&f);
+}
+
 /* Audit records whose actor (User-Agent) starts with prefix. */
 static unsigned writes_by(Fixture *f, const char *resource, const char *prefix)
 {
@@ -521,6 +578,7 @@ int main(void)
                 cmocka_unit_test(test_never_ready_rolls_back_the_canary),
                 cmocka_unit_test(test_crash_in_drain_resumes),
                 cmocka_unit_test(test_plan_changes_nothing),
+                cmocka_unit_test(test_pdb_blocked_drain_pauses),
                 cmocka_unit_test(test_two_coordinators_one_writer),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
