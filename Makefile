@@ -28,8 +28,9 @@ lint:
 # Builds, then runs every benchmark at full size (minutes; the simulator needs a few GiB)
 # and writes the report to bench/RESULTS.md. See docs/benchmarks.md.
 bench: build
-	ninja -C $(BUILD) bench/bench-kubesim
+	ninja -C $(BUILD) bench/bench-kubesim bench/bench-agent
 	$(BUILD)/bench/bench-kubesim --output bench/RESULTS.md
+	$(BUILD)/bench/bench-agent --output bench/RESULTS-agent.md
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
