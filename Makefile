@@ -25,6 +25,12 @@ demo: build
 lint:
 	tools/lint.sh
 
+# Timed libFuzzer runs of every tests/fuzz target (clang, ASan+UBSan; FUZZ_SECONDS each, default 180),
+# one line per target; FUZZ_ARGS="--merge procnet" passes options. See docs/reliability.md.
+FUZZ_ARGS ?=
+fuzz:
+	tools/fuzz.sh $(FUZZ_ARGS)
+
 # Builds, then runs every benchmark at full size (minutes; the simulator needs a few GiB)
 # and writes the report to bench/RESULTS.md. See docs/benchmarks.md.
 bench: build
