@@ -104,7 +104,8 @@ int mr_json_get_int(int64_t *ret, json_object *o, ...)
         }
         if (json_object_is_type(r, json_type_double)) {
                 double d = json_object_get_double(r);
-                if (d != (double)(int64_t)d)
+                /* Range first: casting a double outside int64_t (4e99, NaN) is undefined behaviour. */
+                if (!(d >= -0x1p63 && d < 0x1p63) || d != (double)(int64_t)d)
                         return -EINVAL;
                 *ret = (int64_t)d;
                 return 0;
