@@ -58,7 +58,7 @@ struct Agent {
         MrHttpServer *http;
         MrMetrics *metrics;
         MrMetric *m_conns, *m_long_lived, *m_oldest, *m_pod_conns, *m_scan_seconds, *m_scans, *m_scan_errors,
-                *m_malformed, *m_reports, *m_report_errors, *m_tracked, *m_active;
+                *m_malformed, *m_namespaces, *m_fallbacks, *m_reports, *m_report_errors, *m_tracked, *m_active;
 };
 
 void agent_options_init(AgentOptions *o)
@@ -105,6 +105,11 @@ static int metrics_setup(Agent *a)
                   "Scans that failed, and files that could not be read.", NULL },
                 { &a->m_malformed, MR_METRIC_COUNTER, "meshroll_agent_malformed_lines_total",
                   "Lines of /proc/<pid>/net/tcp{,6} that could not be parsed.", NULL },
+                { &a->m_namespaces, MR_METRIC_COUNTER, "meshroll_agent_namespaces_scanned_total",
+                  "Network namespaces read, by source: netlink (sock_diag) or proc (net/tcp{,6}).",
+                  (const char *const[]){ "source", NULL } },
+                { &a->m_fallbacks, MR_METRIC_COUNTER, "meshroll_agent_netlink_fallbacks_total",
+                  "Namespaces --source=auto read from /proc because netlink could not be used there.", NULL },
                 { &a->m_reports, MR_METRIC_COUNTER, "meshroll_agent_reports_total", "Lease writes that succeeded.",
                   NULL },
                 { &a->m_report_errors, MR_METRIC_COUNTER, "meshroll_agent_report_errors_total",
@@ -152,6 +157,9 @@ static void metrics_update(Agent *a, const ScanResult *s)
         (void)mr_metric_add(a->m_scans, NULL, 1);
         (void)mr_metric_add(a->m_scan_errors, NULL, s->stats.read_errors);
         (void)mr_metric_add(a->m_malformed, NULL, (double)s->stats.lines.malformed);
+        (void)mr_metric_add(a->m_namespaces, (const char *const[]){ "netlink" }, s->stats.netlink);
+        (void)mr_metric_add(a->m_namespaces, (const char *const[]){ "proc" }, s->stats.proc);
+        (void)mr_metric_add(a->m_fallbacks, NULL, s->stats.fallbacks);
         (void)mr_metric_observe(a->m_scan_seconds, NULL, (double)s->stats.duration / USEC_PER_SEC);
         (void)mr_metric_set(a->m_tracked, NULL, (double)track_size(a->tracker));
 }

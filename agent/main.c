@@ -31,6 +31,7 @@ enum {
         ARG_LOCAL_ADDR,
         ARG_NO_HOST,
         ARG_HOST_PID,
+        ARG_SOURCE,
         ARG_ONCE,
         ARG_JSON,
         ARG_SERVER,
@@ -72,6 +73,8 @@ static void help(void)
                "  --local-addr ADDR         count only sockets with this local address\n"
                "  --no-host                 do not count the host network namespace\n"
                "  --host-pid PID            a process in the host network namespace (default 1)\n"
+               "  --source auto|netlink|proc  read sockets over netlink sock_diag, from /proc/<pid>/net/tcp{,6},\n"
+               "                            or netlink where it works and /proc elsewhere (default auto)\n"
                "  --once                    scan once, print, exit (no Lease written)\n"
                "  --json                    with --once: print the report document as JSON\n"
                "  --server URL, --kubeconfig FILE, --context NAME, --token TOKEN,\n"
@@ -137,6 +140,7 @@ static int parse_argv(int argc, char **argv, Args *a, bool *exit_now)
                 { "local-addr", required_argument, NULL, ARG_LOCAL_ADDR },
                 { "no-host", no_argument, NULL, ARG_NO_HOST },
                 { "host-pid", required_argument, NULL, ARG_HOST_PID },
+                { "source", required_argument, NULL, ARG_SOURCE },
                 { "once", no_argument, NULL, ARG_ONCE },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "server", required_argument, NULL, ARG_SERVER },
@@ -219,6 +223,10 @@ static int parse_argv(int argc, char **argv, Args *a, bool *exit_now)
                         o->scan.host_pid = (pid_t)v;
                         break;
                 }
+                case ARG_SOURCE:
+                        if (scan_source_from_string(optarg, &o->scan.source) < 0)
+                                return usage_error("--source", optarg, "auto, netlink or proc");
+                        break;
                 case ARG_ONCE:
                         a->once = true;
                         break;

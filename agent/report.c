@@ -103,6 +103,9 @@ int report_build(const ScanResult *scan, const PodCache *pods, const ReportConte
             put(o, "pods", TAKE_PTR(list)) < 0 || mr_json_set_int(o, "podsOmitted", (int64_t)omitted) < 0 ||
             put(scan_o, "durationMs", json_object_new_double_s((double)scan->stats.duration / 1000.0, ms)) < 0 ||
             mr_json_set_int(scan_o, "namespaces", scan->stats.namespaces) < 0 ||
+            mr_json_set_int(scan_o, "netlinkNamespaces", scan->stats.netlink) < 0 ||
+            mr_json_set_int(scan_o, "procNamespaces", scan->stats.proc) < 0 ||
+            mr_json_set_int(scan_o, "netlinkFallbacks", scan->stats.fallbacks) < 0 ||
             mr_json_set_int(scan_o, "malformedLines", (int64_t)scan->stats.lines.malformed) < 0 ||
             mr_json_set_int(scan_o, "readErrors", scan->stats.read_errors) < 0 ||
             put(o, "scan", TAKE_PTR(scan_o)) < 0)

@@ -16,10 +16,32 @@
 #include <sys/stat.h>
 
 #include "meshroll/errors.h"
+#include "meshroll/sockdiag.h"
 #include "meshroll/time-util.h"
 #include "scan.h"
 
 #define CGROUP_FILE_MAX 65536
+
+static const char *const source_names[_SCAN_SOURCE_MAX] = {
+        [SCAN_SOURCE_AUTO] = "auto",
+        [SCAN_SOURCE_NETLINK] = "netlink",
+        [SCAN_SOURCE_PROC] = "proc",
+};
+
+const char *scan_source_to_string(ScanSource s)
+{
+        return s >= 0 && s < _SCAN_SOURCE_MAX ? source_names[s] : NULL;
+}
+
+int scan_source_from_string(const char *s, ScanSource *ret)
+{
+        for (int i = 0; i < _SCAN_SOURCE_MAX; i++)
+                if (s && streq(s, source_names[i])) {
+                        *ret = (ScanSource)i;
+                        return 0;
+                }
+        return -EINVAL;
+}
 
 void scan_options_init(ScanOptions *o)
 {
@@ -109,8 +131,14 @@ static int count_socket(const ProcNetSocket *s, void *userdata)
         return 0;
 }
 
+/* Identity of a namespace file: its nsfs device and inode. */
+typedef struct NsId {
+        dev_t dev;
+        ino_t ino;
+} NsId;
+
 /* Reads <dir>/tcp and <dir>/tcp6 into counts. Returns 0 or the first fatal error; -ENOENT if tcp is gone. */
-static int scan_namespace(int procfd, const char *dir, CountContext *c, ScanStats *stats)
+static int scan_proc(int procfd, const char *dir, CountContext *c, ScanStats *stats)
 {
         static const struct {
                 const char *file;
@@ -123,8 +151,6 @@ static int scan_namespace(int procfd, const char *dir, CountContext *c, ScanStat
                 char path[PATH_MAX];
                 (void)snprintf(path, sizeof(path), "%s/%s", dir, files[i].file);
                 r = procnet_read_file(procfd, path, files[i].family, max, count_socket, c, &stats->lines);
-                if (r == -MR_ETOOBIG && c->o->max_file_bytes == 0)
-                        return r;
                 if (r == -MR_ETOOBIG || r == -ENOMEM)
                         return r;
                 if (r == -ENOENT || r == -ESRCH) {
@@ -137,6 +163,106 @@ static int scan_namespace(int procfd, const char *dir, CountContext *c, ScanStat
                         stats->read_errors++;
         }
         return 0;
+}
+
+/* The kernel filter: ESTABLISHED, local port one the agent counts, or remote port HBONE. */
+static void netlink_filter(const ScanOptions *o, SockDiagFilter *f)
+{
+        *f = (SockDiagFilter){ .states = 1u << TCP_STATE_ESTABLISHED };
+        for (size_t i = 0; i < o->n_app_ports && f->n_local_ports < SOCKDIAG_PORTS_MAX; i++)
+                f->local_ports[f->n_local_ports++] = o->app_ports[i];
+        if (o->hbone_port) {
+                f->local_ports[f->n_local_ports++] = o->hbone_port;
+                f->remote_ports[f->n_remote_ports++] = o->hbone_port;
+        }
+}
+
+/*
+ * Reads the namespace <ns_path> names over sock_diag into c->counts.
+ * Counts go to a scratch copy first and are added only when both dumps
+ * succeeded, so a failure part-way can fall back to /proc without counting
+ * twice. Returns 0, -ENOENT when the process is gone, a fatal error
+ * (-MR_ETOOBIG, -ENOMEM), or another -errno meaning "netlink cannot be used
+ * here".
+ */
+static int scan_netlink(int procfd, const char *ns_path, const NsId *self, CountContext *c, ScanStats *stats)
+{
+        _cleanup_close_ int nsfd = -EBADF, fd = -EBADF;
+        size_t max = c->o->max_file_bytes ? c->o->max_file_bytes : (64u << 20);
+        ScanCounts scratch = *c->counts;
+        CountContext sc = *c;
+        ProcNetStats lines = {};
+        SockDiagFilter f;
+        struct stat st;
+        int r;
+
+        nsfd = openat(procfd, ns_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (nsfd < 0)
+                return errno == ESRCH ? -ENOENT : -errno;
+        if (fstat(nsfd, &st) < 0)
+                return -errno;
+        if (self && st.st_dev == self->dev && st.st_ino == self->ino)
+                fd = sockdiag_open(); /* our own namespace: no privilege needed */
+        else
+                fd = sockdiag_open_in_netns(nsfd);
+        if (fd < 0)
+                return fd;
+
+        netlink_filter(c->o, &f);
+        sc.counts = &scratch;
+        r = sockdiag_dump(fd, AF_INET, &f, max, count_socket, &sc, &lines);
+        if (r >= 0)
+                r = sockdiag_dump(fd, AF_INET6, &f, max, count_socket, &sc, &lines);
+        if (r == -EAFNOSUPPORT || r == -ENOENT)
+                r = 0; /* no IPv6 in this kernel: nothing more to count, as a missing tcp6 */
+        if (r < 0)
+                return r;
+        *c->counts = scratch;
+        stats->lines.lines += lines.lines;
+        stats->lines.sockets += lines.sockets;
+        stats->lines.malformed += lines.malformed;
+        stats->lines.bytes += lines.bytes;
+        return 0;
+}
+
+/*
+ * Reads one network namespace: <pid_dir>/ns/net over netlink and/or
+ * <pid_dir>/net/tcp{,6}, as o->source says. *ret_source says which one
+ * answered. Returns 0, 1 when --source=netlink could not read it (a read
+ * error, counted), -ENOENT when the process is gone, or a fatal error.
+ */
+static int scan_namespace(int procfd, const char *pid_dir, const NsId *self, CountContext *c, ScanStats *stats,
+                          ScanSource *ret_source)
+{
+        char path[PATH_MAX];
+        int r;
+
+        if (c->o->source != SCAN_SOURCE_PROC) {
+                /* The proc root's own net/ is the reader's: its namespace is self/ns/net. */
+                (void)snprintf(path, sizeof(path), "%s/ns/net", streq(pid_dir, ".") ? "self" : pid_dir);
+                r = scan_netlink(procfd, path, self, c, stats);
+                if (r >= 0 || r == -MR_ETOOBIG || r == -ENOMEM) {
+                        if (r >= 0) {
+                                stats->netlink++;
+                                *ret_source = SCAN_SOURCE_NETLINK;
+                        }
+                        return r;
+                }
+                if (c->o->source == SCAN_SOURCE_NETLINK) {
+                        if (r == -ENOENT)
+                                return r;
+                        stats->read_errors++;
+                        return 1;
+                }
+                stats->fallbacks++;
+        }
+        (void)snprintf(path, sizeof(path), "%s/net", pid_dir);
+        r = scan_proc(procfd, path, c, stats);
+        if (r >= 0) {
+                stats->proc++;
+                *ret_source = SCAN_SOURCE_PROC;
+        }
+        return r;
 }
 
 static int read_small_file(int procfd, const char *path, char *buf, size_t size, size_t *ret_len)
@@ -255,22 +381,28 @@ int scan_run(const ScanOptions *o, SocketTracker *tracker, usec_t now, ScanResul
         if (r < 0)
                 return r;
 
-        char host_dir[32], host_ns_path[32];
-        snprintf(host_dir, sizeof(host_dir), "%d/net", (int)(o->host_pid > 0 ? o->host_pid : 1));
-        snprintf(host_ns_path, sizeof(host_ns_path), "%d/ns/net", (int)(o->host_pid > 0 ? o->host_pid : 1));
+        char host_dir[32], host_ns_path[48];
+        struct stat self_st;
+        NsId self_ns = {}, *self = NULL;
+        if (stat("/proc/thread-self/ns/net", &self_st) >= 0) {
+                self_ns = (NsId){ self_st.st_dev, self_st.st_ino };
+                self = &self_ns;
+        }
+        snprintf(host_dir, sizeof(host_dir), "%d", (int)(o->host_pid > 0 ? o->host_pid : 1));
+        snprintf(host_ns_path, sizeof(host_ns_path), "%s/ns/net", host_dir);
         host_ns = netns_inode(procfd, host_ns_path);
         if (o->scan_host) {
                 CountContext c = { o, tracker, now, &res->host.counts };
                 res->host.pid = o->host_pid > 0 ? o->host_pid : 1;
                 res->host.netns = host_ns;
-                r = scan_namespace(procfd, host_dir, &c, &res->stats);
+                r = scan_namespace(procfd, host_dir, self, &c, &res->stats, &res->host.source);
                 if (r == -ENOENT) /* no such process in this view: the reader's own namespace */
-                        r = scan_namespace(procfd, "net", &c, &res->stats);
+                        r = scan_namespace(procfd, ".", self, &c, &res->stats, &res->host.source);
                 if (r == -ENOENT)
                         res->stats.read_errors++;
                 else if (r < 0)
                         return r;
-                else
+                else if (r == 0)
                         res->stats.namespaces++;
         }
 
@@ -317,8 +449,8 @@ int scan_run(const ScanOptions *o, SocketTracker *tracker, usec_t now, ScanResul
                 memcpy(pod->uid, uid, sizeof(uid));
 
                 CountContext c = { o, tracker, now, &pod->counts };
-                (void)snprintf(path, sizeof(path), "%d/net", (int)pids[i]);
-                r = scan_namespace(procfd, path, &c, &res->stats);
+                (void)snprintf(path, sizeof(path), "%d", (int)pids[i]);
+                r = scan_namespace(procfd, path, self, &c, &res->stats, &pod->source);
                 if (r == -ENOENT) {
                         /* Exited between reading cgroup and net: a later process of the pod may still answer. */
                         res->stats.vanished++;
@@ -326,6 +458,8 @@ int scan_run(const ScanOptions *o, SocketTracker *tracker, usec_t now, ScanResul
                 }
                 if (r < 0)
                         return r;
+                if (r > 0)
+                        continue; /* unreadable over netlink, counted in read_errors */
                 res->n_pods++;
                 res->stats.namespaces++;
         }

@@ -14,8 +14,11 @@
  *      readable (CAP_SYS_PTRACE), else one per pod UID — and skips pods
  *      sharing the host's namespace (hostNetwork), which is read once from
  *      <proc>/1/net;
- *   4. streams that process's net/tcp and net/tcp6 through the parser and
- *      counts ESTABLISHED sockets: local port in app_ports (15001 outbound,
+ *   4. reads that namespace's TCP sockets — over NETLINK_SOCK_DIAG
+ *      (sockdiag.h: the kernel filters by state and port, so only counted
+ *      sockets cross into user space) or by streaming the process's
+ *      net/tcp and net/tcp6 through the /proc parser — and counts
+ *      ESTABLISHED sockets: local port in app_ports (15001 outbound,
  *      15006 inbound plaintext) are application connections; local port
  *      hbone_port (15008) inbound tunnels; remote port hbone_port outbound
  *      tunnels;
@@ -25,6 +28,14 @@
  *
  * A process that exits mid-scan is not an error: the next process of the
  * same pod is tried. Unreadable files are counted in the stats, not fatal.
+ *
+ * Source, per namespace (ScanSource). netlink: a sock_diag socket opened
+ * in the namespace — directly when it is the agent's own (compared by the
+ * ns/net device and inode), otherwise after setns(2) into <proc>/PID/ns/net,
+ * which needs CAP_SYS_ADMIN (and CAP_SYS_PTRACE to open another user's
+ * ns/net). proc: net/tcp{,6}, no privilege. auto tries netlink and falls
+ * back to /proc for each namespace where netlink cannot be used (counted).
+ * Both yield the same counts: the same sockets, states, ports and inodes.
  */
 #pragma once
 
@@ -37,6 +48,17 @@
 
 #define SCAN_PORTS_MAX 8
 
+typedef enum ScanSource {
+        SCAN_SOURCE_AUTO,       /* netlink where it works, /proc elsewhere (per namespace) */
+        SCAN_SOURCE_NETLINK,    /* netlink only: a namespace it cannot reach is a read error */
+        SCAN_SOURCE_PROC,       /* /proc/<pid>/net/tcp{,6} only */
+        _SCAN_SOURCE_MAX,
+} ScanSource;
+
+/* "auto", "netlink", "proc"; from_string returns -EINVAL for anything else. */
+const char *scan_source_to_string(ScanSource s);
+int scan_source_from_string(const char *s, ScanSource *ret);
+
 typedef struct ScanOptions {
         const char *proc_root;                  /* "/proc", or /host/proc, or a test tree */
         uint16_t app_ports[SCAN_PORTS_MAX];     /* 15001, 15006 */
@@ -48,7 +70,8 @@ typedef struct ScanOptions {
         bool filter_local;                      /* count only sockets whose local address is local_addr */
         uint8_t local_addr[16];                 /* IPv4-mapped IPv6 form for IPv4 addresses */
         usec_t long_lived_after;                /* 60 s by default */
-        size_t max_file_bytes;                  /* per net/tcp file; 0 → 64 MiB */
+        size_t max_file_bytes;                  /* per net/tcp file or netlink dump; 0 → 64 MiB */
+        ScanSource source;                      /* SCAN_SOURCE_AUTO by default */
         /*
          * Optional: returns true for pods to leave out — those the API says use
          * the host network, when the agent cannot compare namespace inodes.
@@ -75,6 +98,7 @@ typedef struct ScanPod {
         char uid[POD_UID_MAX];    /* "" for the host namespace */
         pid_t pid;                /* the process whose view was read */
         uint64_t netns;           /* ns/net inode, or 0 when unreadable */
+        ScanSource source;        /* how it was read: SCAN_SOURCE_NETLINK or SCAN_SOURCE_PROC */
         ScanCounts counts;
 } ScanPod;
 
@@ -83,6 +107,9 @@ typedef struct ScanStats {
         uint32_t namespaces;      /* network namespaces read */
         uint32_t vanished;        /* processes that exited mid-scan */
         uint32_t read_errors;     /* files that could not be read (other than vanished) */
+        uint32_t netlink;         /* namespaces read over sock_diag */
+        uint32_t proc;            /* namespaces read from net/tcp{,6} */
+        uint32_t fallbacks;       /* of those, namespaces where auto could not use netlink */
         ProcNetStats lines;       /* totals from the parser (malformed lines among them) */
         usec_t duration;          /* wall time of the scan */
 } ScanStats;
