@@ -235,13 +235,26 @@ static bool chance(SimStore *s, double rate)
         return (double)(sim_store_random(s) >> 11) / (double)(1ULL << 53) < rate;
 }
 
+/* Faults apply to every client but those whose User-Agent starts with an exempt prefix. */
+static bool faults_for(const SimApi *api, const SimRequest *req)
+{
+        if (!api->faults)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(api->faults->exempt_user_agents) && api->faults->exempt_user_agents[i][0]; i++)
+                if (startswith(strempty(req->user_agent), api->faults->exempt_user_agents[i]))
+                        return false;
+        return true;
+}
+
 /* Lock held. true when a fault answered the request. */
-static bool inject_fault(SimApi *api, int verb, SimResponse *resp)
+static bool inject_fault(SimApi *api, const SimRequest *req, int verb, SimResponse *resp)
 {
         SimFaults *f = api->faults;
-        if (!f || verb < 0 || verb >= _SIM_VERB_MAX)
+        if (!faults_for(api, req) || verb < 0 || verb >= _SIM_VERB_MAX)
                 return false;
         resp->delay = f->latency[verb];
+        if (chance(api->store, f->spike_rate))
+                resp->delay += f->spike_delay;
         if (!chance(api->store, f->error_rate[verb]))
                 return false;
         int code = f->error_code[verb] ? f->error_code[verb] : 500;
@@ -487,6 +500,24 @@ static json_object *lookup(SimApi *api, const Route *rt, SimResponse *resp)
         return obj;
 }
 
+/*
+ * The watchGoneRate fault: what the real server sends for a resourceVersion
+ * that has left its history — HTTP 200, one ERROR event carrying a 410
+ * Expired Status, end of stream — so the client must list again.
+ */
+static void gone_fault(SimResponse *resp, const char *rv)
+{
+        char msg[300];
+        snprintf(msg, sizeof(msg), "too old resource version: %s (injected)", rv);
+        _cleanup_free_ char *st = sim_status_json(410, "Expired", msg, NULL, NULL, NULL, 0);
+        if (!st || asprintf(&resp->body, "{\"type\":\"ERROR\",\"object\":%s}\n", st) < 0) {
+                resp->body = NULL;
+                return;
+        }
+        resp->status = 200;
+        resp->body_size = strlen(resp->body);
+}
+
 static void do_watch(SimApi *api, const SimRequest *req, const Route *rt, SimResponse *resp)
 {
         SimFilter filter;
@@ -511,8 +542,11 @@ static void do_watch(SimApi *api, const SimRequest *req, const Route *rt, SimRes
         }
         if (!timeout) /* the real server picks [minRequestTimeout, 2×) with 1800 s */
                 timeout = (1800 + sim_store_random(api->store) % 1800) * USEC_PER_SEC;
-        if (api->faults && api->faults->watch_drop_after)
+        if (faults_for(api, req) && api->faults->watch_drop_after)
                 timeout = MIN(timeout, api->faults->watch_drop_after);
+        if (faults_for(api, req) && !isempty(o.resource_version) && !streq(o.resource_version, "0") &&
+            chance(api->store, api->faults->watch_gone_rate))
+                return gone_fault(resp, o.resource_version);
         o.deadline = now + timeout;
 
         /* A single-object watch is a watch with a metadata.name field selector. */
@@ -585,10 +619,10 @@ static void do_create(SimApi *api, const SimRequest *req, const Route *rt, const
         respond_json(resp, 201, ret);
 }
 
-static bool conflict_fault(SimApi *api, const Route *rt, SimResponse *resp)
+static bool conflict_fault(SimApi *api, const SimRequest *req, const Route *rt, SimResponse *resp)
 {
         char gr[256], msg[700];
-        if (!api->faults || !streq(rt->sub, "status") || !chance(api->store, api->faults->conflict_rate))
+        if (!faults_for(api, req) || !streq(rt->sub, "status") || !chance(api->store, api->faults->conflict_rate))
                 return false;
         snprintf(msg, sizeof(msg),
                  "Operation cannot be fulfilled on %s \"%s\": the object has been modified; please apply your "
@@ -626,7 +660,7 @@ static void do_update(SimApi *api, const SimRequest *req, const Route *rt, const
         }
         if (!lookup(api, rt, resp))
                 return;
-        if (conflict_fault(api, rt, resp))
+        if (conflict_fault(api, req, rt, resp))
                 return;
         r = sim_store_update(api->store, rt->kind, TAKE_PTR(obj),
                              SIM_UPDATE_CHECK_RV | (streq(rt->sub, "status") ? SIM_UPDATE_STATUS : 0), actor, &ret, &err);
@@ -655,7 +689,7 @@ static void do_patch(SimApi *api, const SimRequest *req, const Route *rt, const 
         }
         if (!(cur = lookup(api, rt, resp)))
                 return;
-        if (conflict_fault(api, rt, resp))
+        if (conflict_fault(api, req, rt, resp))
                 return;
         r = sim_patch_apply((SimPatchType)type, cur, req->body ? req->body : "", req->body_size, SIM_API_BODY_MAX,
                             &patched, &err);
@@ -1014,7 +1048,7 @@ static void dispatch(SimApi *api, const SimRequest *req, const Route *rt, SimRes
                 return not_found_path(resp);
         if (streq(rt->sub, "status") && !rt->kind->has_status)
                 return not_found_path(resp);
-        if (inject_fault(api, verb, resp))
+        if (inject_fault(api, req, verb, resp))
                 return;
 
         if (streq(rt->sub, "eviction")) {

@@ -1314,10 +1314,51 @@ static int per_verb(Ctx *c, json_object *faults, const char *key, int kind)
         return 0;
 }
 
+/* latencySpikes: {rate: 0.05, delay: 2s}: a share of all requests waits delay more. */
+static int load_spikes(Ctx *c, json_object *faults)
+{
+        static const char *const keys[] = { "rate", "delay", NULL };
+        json_object *m;
+        const char *delay = NULL;
+        int r;
+        if ((r = get_map(c, faults, "latencySpikes", "faults", &m)) < 0 || !m)
+                return r;
+        if ((r = check_keys(c, m, "faults.latencySpikes", keys)) < 0 ||
+            (r = get_number(c, m, "rate", "faults.latencySpikes", 0, 0, 1, &c->faults->spike_rate)) < 0 ||
+            (r = get_string(c, m, "delay", "faults.latencySpikes", NULL, &delay)) < 0)
+                return r;
+        if (!delay || mr_duration_parse(delay, &c->faults->spike_delay) < 0 || c->faults->spike_delay > 60 * USEC_PER_SEC)
+                return fail(c, "faults.latencySpikes.delay", "expected a duration of at most 60s (\"2s\")");
+        return 0;
+}
+
+/* exemptUserAgents: [prefix, …]: clients no fault applies to (a test's own checks). */
+static int load_exempt(Ctx *c, json_object *faults)
+{
+        json_object *l;
+        char path[128];
+        int r;
+        if ((r = get_list(c, faults, "exemptUserAgents", "faults", &l)) < 0 || !l)
+                return r;
+        if (json_object_array_length(l) > ELEMENTSOF(c->faults->exempt_user_agents))
+                return fail(c, "faults.exemptUserAgents", "expected at most 4 prefixes");
+        for (size_t i = 0; i < json_object_array_length(l); i++) {
+                json_object *v = json_object_array_get_idx(l, i);
+                snprintf(path, sizeof path, "faults.exemptUserAgents[%zu]", i);
+                if (!v || !json_object_is_type(v, json_type_string) || isempty(json_object_get_string(v)) ||
+                    strlen(json_object_get_string(v)) >= sizeof(c->faults->exempt_user_agents[i]))
+                        return fail(c, path, "expected a User-Agent prefix of 1 to 63 characters");
+                snprintf(c->faults->exempt_user_agents[i], sizeof(c->faults->exempt_user_agents[i]), "%s",
+                         json_object_get_string(v));
+        }
+        return 0;
+}
+
 static int load_faults(Ctx *c, json_object *root)
 {
         static const char *const keys[] = { "errorRate", "errorCode", "latency", "dropWatchesAfter", "conflictRate",
-                                            "neverReadyImages", NULL };
+                                            "neverReadyImages", "latencySpikes", "watchGoneRate", "exemptUserAgents",
+                                            NULL };
         json_object *f, *images;
         const char *drop;
         int r;
@@ -1331,6 +1372,10 @@ static int load_faults(Ctx *c, json_object *root)
                 return r;
         if (drop && mr_duration_parse(drop, &c->faults->watch_drop_after) < 0)
                 return fail(c, "faults.dropWatchesAfter", "expected a duration (\"30s\")");
+        if ((r = load_spikes(c, f)) < 0 ||
+            (r = get_number(c, f, "watchGoneRate", "faults", 0, 0, 1, &c->faults->watch_gone_rate)) < 0 ||
+            (r = load_exempt(c, f)) < 0)
+                return r;
         if (images && json_object_array_length(images) > 0) {
                 char list[4096];
                 size_t off = 0;

@@ -37,6 +37,10 @@ typedef struct SimFaults {
         usec_t latency[_SIM_VERB_MAX];      /* added before answering (real time) */
         usec_t watch_drop_after;            /* 0: never; else close each watch after this (real) time */
         double conflict_rate;               /* 0..1: share of status writes answered 409 */
+        double spike_rate;                  /* 0..1: share of requests (any verb) delayed by spike_delay more */
+        usec_t spike_delay;
+        double watch_gone_rate;             /* 0..1: share of watches from a resourceVersion answered 410 Expired */
+        char exempt_user_agents[4][64];     /* User-Agent prefixes no fault applies to ("" ends the list) */
 } SimFaults;
 
 /* Parses a verb name ("get", "list", …) to SIM_VERB_*, or -EINVAL. */
