@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "meshroll-config.h"
 #include "meshroll/log.h"
 #include "cli.h"
 
@@ -90,7 +91,20 @@ int cli_client(const Cli *cli, const KubeClientOptions *opts, KubeClient **ret)
                 log_error("%s", err.message);
                 return r == -MR_ECONFIG || r == -ENOENT ? 2 : 1;
         }
-        r = kube_client_new(config, opts, ret, &err);
+        /* The User-Agent names this coordinator (its --identity, else host-pid as the election's default),
+         * so an API server's audit log tells two coordinators apart. */
+        KubeClientOptions o = opts ? *opts : (KubeClientOptions){};
+        char host[128] = "meshroll", ua[384];
+        if (!o.user_agent) {
+                if (cli->identity)
+                        snprintf(ua, sizeof(ua), "meshroll/%s (%s)", MESHROLL_VERSION, cli->identity);
+                else {
+                        (void)gethostname(host, sizeof(host) - 1);
+                        snprintf(ua, sizeof(ua), "meshroll/%s (%s-%d)", MESHROLL_VERSION, host, (int)getpid());
+                }
+                o.user_agent = ua;
+        }
+        r = kube_client_new(config, &o, ret, &err);
         if (r < 0) {
                 log_error("Cannot use the API server configuration: %s", err.message);
                 return 2;
