@@ -185,6 +185,38 @@ static void test_recorded_tree(void **state)
         assert_int_equal(r->stats.lines.malformed, 1);
         /* app sockets with an inode: host 1, A 4 (15001 ×2, 15006 ×2), B 1, D 1 */
         assert_int_equal(track_size(t), 7);
+        /* A recorded tree has no namespace to enter: auto read every one from its files. */
+        assert_int_equal(r->stats.proc, 4);
+        assert_int_equal(r->stats.netlink, 0);
+        assert_true(r->stats.fallbacks >= 4);
+        assert_int_equal(a->source, SCAN_SOURCE_PROC);
+
+        /* netlink only: nothing can be read, and that shows as read errors, never as zero counts. */
+        _cleanup_(track_freep) SocketTracker *t2 = NULL;
+        _cleanup_(scan_result_freep) ScanResult *r2 = NULL;
+        o.source = SCAN_SOURCE_NETLINK;
+        assert_int_equal(track_new(0, &t2), 0);
+        assert_int_equal(scan_run(&o, t2, 1000 * USEC_PER_SEC, &r2), 0);
+        assert_int_equal(r2->n_pods, 0);
+        assert_int_equal(r2->stats.netlink, 0);
+        assert_int_equal(r2->stats.proc, 0);
+        assert_true(r2->stats.read_errors >= 3);
+        assert_int_equal(r2->total.outbound, 0);
+}
+
+static void test_source_names(void **state)
+{
+        ScanSource s;
+        assert_int_equal(scan_source_from_string("netlink", &s), 0);
+        assert_int_equal(s, SCAN_SOURCE_NETLINK);
+        assert_int_equal(scan_source_from_string("proc", &s), 0);
+        assert_int_equal(s, SCAN_SOURCE_PROC);
+        assert_int_equal(scan_source_from_string("auto", &s), 0);
+        assert_int_equal(s, SCAN_SOURCE_AUTO);
+        assert_int_equal(scan_source_from_string("Netlink", &s), -EINVAL);
+        assert_int_equal(scan_source_from_string(NULL, &s), -EINVAL);
+        assert_string_equal(scan_source_to_string(SCAN_SOURCE_PROC), "proc");
+        assert_null(scan_source_to_string(_SCAN_SOURCE_MAX));
 }
 
 static void test_long_lived_across_scans(void **state)
@@ -300,9 +332,9 @@ static void test_tracker_growth(void **state)
  * Established sockets with local port `port`, as `ss -Htn state established
  * sport = :PORT` lists them; -1 when ss is not installed.
  */
-static int count_ss_established(uint16_t port)
+static int count_ss_established_in(const char *netns, uint16_t port)
 {
-        char filter[64], buf[65536];
+        char filter[64], buf[65536], net_arg[96];
         int fds[2], n = 0;
         size_t len = 0;
         pid_t pid;
@@ -310,12 +342,17 @@ static int count_ss_established(uint16_t port)
 
         if (access("/usr/bin/ss", X_OK) < 0 && access("/bin/ss", X_OK) < 0)
                 return -1;
+        if (netns && access("/usr/bin/nsenter", X_OK) < 0)
+                return -1;
         snprintf(filter, sizeof(filter), "sport = :%u", port);
-        char *argv[] = { "ss", "-Htn", "state", "established", filter, NULL };
+        snprintf(net_arg, sizeof(net_arg), "--net=%s", netns ? netns : "");
+        char *argv_host[] = { "ss", "-Htn", "state", "established", filter, NULL };
+        char *argv_ns[] = { "nsenter", net_arg, "ss", "-Htn", "state", "established", filter, NULL };
+        char **argv = netns ? argv_ns : argv_host;
         assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-        assert_int_equal(posix_spawnp(&pid, "ss", &fa, NULL, argv, environ), 0);
+        assert_int_equal(posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ), 0);
         posix_spawn_file_actions_destroy(&fa);
         close(fds[1]);
         for (ssize_t k; len < sizeof(buf) - 1 && (k = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0;)
@@ -324,9 +361,16 @@ static int count_ss_established(uint16_t port)
         buf[len] = 0;
         int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                return -1; /* e.g. nsenter not allowed */
         for (char *p = buf; (p = strchr(p, '\n')); p++)
                 n++;
         return n;
+}
+
+static int count_ss_established(uint16_t port)
+{
+        return count_ss_established_in(NULL, port);
 }
 
 /*
@@ -375,16 +419,27 @@ static void test_real_loopback_sockets(void **state)
         assert_int_equal(scan_run(&o, t, 0, &r), 0);
         assert_int_equal(r->host.counts.outbound, 7);
 
-        /* The same view through the real /proc, naming this process as the host's (--host-pid). */
-        ScanOptions live_o = o;
-        _cleanup_(track_freep) SocketTracker *t2 = NULL;
-        _cleanup_(scan_result_freep) ScanResult *r_live = NULL;
-        live_o.proc_root = "/proc";
-        live_o.host_pid = getpid();
-        assert_int_equal(track_new(0, &t2), 0);
-        assert_int_equal(scan_run(&live_o, t2, 0, &r_live), 0);
-        assert_int_equal(r_live->host.counts.outbound, 7);
-        assert_int_equal(r_live->host.pid, getpid());
+        /* The live namespace is this process's own: auto read it over netlink, without privilege. */
+        assert_int_equal(r->host.source, SCAN_SOURCE_NETLINK);
+
+        /* The same view through the real /proc, naming this process as the host's (--host-pid), from each source. */
+        static const ScanSource sources[] = { SCAN_SOURCE_PROC, SCAN_SOURCE_NETLINK, SCAN_SOURCE_AUTO };
+        for (size_t i = 0; i < ELEMENTSOF(sources); i++) {
+                ScanOptions live_o = o;
+                _cleanup_(track_freep) SocketTracker *t2 = NULL;
+                _cleanup_(scan_result_freep) ScanResult *r_live = NULL;
+                live_o.proc_root = "/proc";
+                live_o.host_pid = getpid();
+                live_o.source = sources[i];
+                assert_int_equal(track_new(0, &t2), 0);
+                assert_int_equal(scan_run(&live_o, t2, 0, &r_live), 0);
+                assert_int_equal(r_live->host.counts.outbound, 7);
+                assert_int_equal(r_live->host.pid, getpid());
+                assert_int_equal(r_live->host.source, sources[i] == SCAN_SOURCE_PROC ? SCAN_SOURCE_PROC
+                                                                                     : SCAN_SOURCE_NETLINK);
+                /* Both sources see the same sockets: the same inodes go into the tracker. */
+                assert_int_equal(track_size(t2), 7);
+        }
 
         /* And what ss(8) says about the same sockets (iproute2, when installed). */
         int ss = count_ss_established(ntohs(sa.sin_port));
@@ -475,17 +530,32 @@ static void test_network_namespace(void **state)
         snprintf(link, sizeof(link), "%s/700/net", root);
         snprintf(target, sizeof(target), "/proc/%d/net", (int)child);
         assert_int_equal(symlink(target, link), 0);
+        snprintf(link, sizeof(link), "%s/700/ns", root);
+        snprintf(target, sizeof(target), "/proc/%d/ns", (int)child);
+        assert_int_equal(symlink(target, link), 0);
 
-        ScanOptions o;
-        _cleanup_(track_freep) SocketTracker *t = NULL;
-        _cleanup_(scan_result_freep) ScanResult *r = NULL;
-        scan_options_init(&o);
-        o.proc_root = root;
-        assert_int_equal(track_new(0, &t), 0);
-        assert_int_equal(scan_run(&o, t, 0, &r), 0);
-        const ScanPod *p = find_pod(r, "77777777-0000-4000-8000-000000000007");
-        assert_non_null(p);
-        assert_int_equal(p->counts.outbound, 5);
+        /* Every source counts the 5: netlink from inside the namespace (setns), /proc from its files. */
+        static const ScanSource sources[] = { SCAN_SOURCE_AUTO, SCAN_SOURCE_NETLINK, SCAN_SOURCE_PROC };
+        for (size_t i = 0; i < ELEMENTSOF(sources); i++) {
+                ScanOptions o;
+                _cleanup_(track_freep) SocketTracker *t = NULL;
+                _cleanup_(scan_result_freep) ScanResult *r = NULL;
+                scan_options_init(&o);
+                o.proc_root = root;
+                o.source = sources[i];
+                assert_int_equal(track_new(0, &t), 0);
+                assert_int_equal(scan_run(&o, t, 0, &r), 0);
+                const ScanPod *p = find_pod(r, "77777777-0000-4000-8000-000000000007");
+                assert_non_null(p);
+                assert_int_equal(p->counts.outbound, 5);
+                assert_int_equal(p->source, sources[i] == SCAN_SOURCE_PROC ? SCAN_SOURCE_PROC : SCAN_SOURCE_NETLINK);
+        }
+
+        /* And ss(8), run inside the namespace, agrees. */
+        snprintf(target, sizeof(target), "/proc/%d/ns/net", (int)child);
+        int ss = count_ss_established_in(target, 15001);
+        if (ss >= 0)
+                assert_int_equal(ss, 5);
 
         (void)!write(go[1], "g", 1);
         close(go[1]);
@@ -499,6 +569,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_recorded_tree, setup_tree, teardown_tree),
+                cmocka_unit_test(test_source_names),
                 cmocka_unit_test_setup_teardown(test_long_lived_across_scans, setup_tree, teardown_tree),
                 cmocka_unit_test_setup_teardown(test_local_addr_filter, setup_tree, teardown_tree),
                 cmocka_unit_test_setup_teardown(test_missing_root, setup_tree, teardown_tree),
