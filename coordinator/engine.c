@@ -20,12 +20,15 @@
 #include "engine.h"
 #include "gate.h"
 #include "groups.h"
+#include "metric-gate.h"
 #include "nodes.h"
+#include "phase.h"
 #include "spec.h"
 #include "ztunnel.h"
 
 #define ANNOTATION_ROLLBACK "meshroll.io/rollback"
 #define ANNOTATION_ABORT "meshroll.io/abort"
+#define ANNOTATION_ROLLBACK_PHASE "meshroll.io/rollback-phase"
 
 enum { STAY = 0, ADVANCE = 1 };
 
@@ -100,6 +103,7 @@ typedef struct Tick {
         Engine *e;
         RolloutSpec *spec;
         RolloutStatus *status;
+        const char *uid;     /* the Rollout's metadata.uid */
         usec_t now;
         MrError err;
 } Tick;
@@ -435,10 +439,34 @@ static int step_uncordon(Tick *t, GroupStatus *g)
         return ADVANCE;
 }
 
+static void phase_ctx(Tick *t, PhaseCtx *ctx);
+
+/* The soak: the group carries traffic on the new ztunnel for spec.soak while spec.gates are checked. */
 static int step_soak(Tick *t, GroupStatus *g)
 {
-        if (t->now - g->since < t->spec->soak)
-                return STAY;
+        PhaseStatus *ps = rollout_status_phase(t->status, PHASE_ZTUNNEL);
+        bool changed = false;
+        PhaseCtx ctx;
+        int r = 1;
+
+        phase_ctx(t, &ctx);
+        if (ps)
+                r = phase_gates_check(&ctx, t->spec->gates[PHASE_ZTUNNEL], ps, g->since, &changed);
+        if (r == -MR_EGATE) {
+                /* Its nodes carry traffic again: drain them before touching ztunnel. */
+                log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
+                                   "Group %s: %s; rolling the group back", g->name, t->err.message);
+                _cleanup_free_ char *why = strdup(t->err.message);
+                g->rollback_requested = true;
+                group_set_state(g, GROUP_CORDONING, t->now);
+                (void)group_set_message(g, "%s; rolling the group back (draining first)", strna(why));
+                t->err = (MrError){};
+                return ADVANCE;
+        }
+        if (r < 0)
+                return r;
+        if (r == 0 || t->now - g->since < t->spec->soak)
+                return changed ? ADVANCE : STAY;
         log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name), "Group %s: done", g->name);
         group_set_state(g, GROUP_DONE, t->now);
         return ADVANCE;
@@ -614,27 +642,188 @@ static int initialize(Tick *t)
                 return -ENOMEM;
         s->started_at = t->now;
         s->initialized = true;
-        if (rollout_status_set_phase(s, ROLLOUT_PROGRESSING, "Started", "rolling %s/%s to revision %s in %zu groups",
-                                     t->spec->target_namespace, t->spec->target_daemonset, s->target.hash,
-                                     s->n_groups) < 0)
+        if (rollout_status_set_phase(s, ROLLOUT_PROGRESSING, "ZtunnelStarted",
+                                     "rolling %s/%s to revision %s in %zu groups", t->spec->target_namespace,
+                                     t->spec->target_daemonset, s->target.hash, s->n_groups) < 0)
                 return -ENOMEM;
         log_info_fields(LOG_FIELDS("rollout", t->e->rollout), "Rollout %s: %s", t->e->rollout, s->message);
         return ADVANCE;
 }
 
+/* ---- phases -------------------------------------------------------------------------- */
+
+static int fence_cb(void *userdata)
+{
+        return fence(userdata);
+}
+
+static void phase_ctx(Tick *t, PhaseCtx *ctx)
+{
+        *ctx = (PhaseCtx){
+                .client = t->e->client,
+                .event = t->e->event,
+                .rollout = t->e->rollout,
+                .rollout_uid = t->uid,
+                .spec = t->spec,
+                .status = t->status,
+                .now = t->now,
+                .err = &t->err,
+                .clock = t->e->opts.clock,
+                .component = t->e->opts.component,
+                .fence_cb = fence_cb,
+                .userdata = t->e,
+        };
+}
+
+/* First sight of the Rollout: a Pending record for each phase of the spec, in its order. */
+static int start_rollout(Tick *t)
+{
+        RolloutStatus *s = t->status;
+        char list[128] = "";
+        size_t n = 0;
+
+        for (size_t i = 0; i < t->spec->n_phases; i++) {
+                if (rollout_status_add_phase(s, t->spec->phases[i]) < 0)
+                        return -ENOMEM;
+                n += (size_t)snprintf(list + MIN(n, sizeof(list) - 1), sizeof(list) - MIN(n, sizeof(list) - 1),
+                                      "%s%s", i ? ", " : "", phase_kind_to_string(t->spec->phases[i]));
+        }
+        s->started_at = t->now;
+        if (rollout_status_set_phase(s, ROLLOUT_PROGRESSING, "Started", "phases: %s", list) < 0)
+                return -ENOMEM;
+        log_info_fields(LOG_FIELDS("rollout", t->e->rollout), "Rollout %s: started (phases: %s)", t->e->rollout,
+                        list);
+        return ADVANCE;
+}
+
+static int step_ztunnel(Tick *t, PhaseStatus *ps)
+{
+        if (!t->status->initialized)
+                return initialize(t);
+        int cur = rollout_status_current(t->status);
+        if (cur >= 0)
+                return step_group(t, &t->status->groups[cur]);
+        phase_set_state(ps, PHASE_COMPLETED, t->now);
+        if (phase_set_message(ps, "every group is on revision %s", strna(t->status->target.hash)) < 0)
+                return -ENOMEM;
+        return ADVANCE;
+}
+
+static int step_phase(Tick *t, PhaseStatus *ps)
+{
+        const char *name = phase_kind_to_string(ps->kind);
+        PhaseState before = ps->state;
+        PhaseCtx ctx;
+        int r;
+
+        phase_ctx(t, &ctx);
+        if (ps->state == PHASE_PENDING) {
+                bool changed = false;
+                r = phase_gates_baseline(&ctx, t->spec->gates[ps->kind], ps, &changed);
+                if (r == -MR_EGATE) {
+                        (void)phase_set_message(ps, "%s", t->err.message);
+                        if (rollout_status_set_phase(t->status, ROLLOUT_PAUSED, "GateBaseline",
+                                                     "phase %s cannot start: %s; paused", name, t->err.message) < 0)
+                                return -ENOMEM;
+                        return ADVANCE;
+                }
+                if (r <= 0)
+                        return r < 0 ? r : changed ? ADVANCE : STAY;
+                if (ps->kind == PHASE_ZTUNNEL) {
+                        phase_set_state(ps, PHASE_PROGRESSING, t->now);
+                        log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "phase", name),
+                                        "Rollout %s: phase %s started", t->e->rollout, name);
+                        return ADVANCE;
+                }
+        }
+        if (ps->kind == PHASE_ZTUNNEL)
+                r = step_ztunnel(t, ps);
+        else {
+                const PhaseOps *ops = phase_ops(ps->kind);
+                if (!ops)
+                        return mr_error_set(&t->err, -EOPNOTSUPP, "phase %s: not in this build of meshroll", name);
+                r = ops->step(&ctx, t->spec->phase_spec[ps->kind], ps);
+        }
+        if (r < 0 || ps->state == before)
+                return r;
+        log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "phase", name), "Rollout %s: phase %s %s%s%s",
+                        t->e->rollout, name, phase_state_to_string(ps->state), ps->message ? ": " : "",
+                        strempty(ps->message));
+        if (ps->state == PHASE_ROLLED_BACK) {
+                if (rollout_status_set_phase(t->status, ROLLOUT_PAUSED, "RolledBack", "phase %s rolled back: %s",
+                                             name, strna(ps->message)) < 0)
+                        return -ENOMEM;
+                return ADVANCE;
+        }
+        return r;
+}
+
+/* `meshroll rollback --phase NAME[/SCOPE]`: hands the request to the phase's module. */
+static void request_phase_rollback(Tick *t, const char *request)
+{
+        _cleanup_free_ char *name = strdup(request);
+        char *scope = name ? strchr(name, '/') : NULL;
+        PhaseCtx ctx;
+
+        if (!name)
+                return;
+        if (scope)
+                *scope++ = 0;
+        int k = phase_kind_from_string(name);
+        PhaseStatus *ps = k >= 0 ? rollout_status_phase(t->status, (PhaseKind)k) : NULL;
+        const PhaseOps *ops = k >= 0 ? phase_ops((PhaseKind)k) : NULL;
+        if (!ps) {
+                log_warning("Rollout %s: rollback of phase \"%s\" ignored: the Rollout has no such phase",
+                            t->e->rollout, name);
+                return;
+        }
+        if (k == PHASE_ZTUNNEL || !ops) {
+                log_warning("Rollout %s: the ztunnel phase is rolled back group by group (meshroll rollback --group)",
+                            t->e->rollout);
+                return;
+        }
+        if (ps->state == PHASE_PENDING || ps->state == PHASE_ROLLED_BACK) {
+                log_warning("Rollout %s: phase %s is %s; nothing to roll back", t->e->rollout, name,
+                            phase_state_to_string(ps->state));
+                return;
+        }
+        phase_ctx(t, &ctx);
+        MrError saved = t->err;
+        if (ops->rollback(&ctx, t->spec->phase_spec[k], ps, scope) < 0) {
+                log_warning("Rollout %s: rollback of phase %s refused: %s", t->e->rollout, name, t->err.message);
+                t->err = saved;
+                return;
+        }
+        log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "phase", name), "Rollout %s: phase %s%s%s: rollback "
+                           "requested", t->e->rollout, name, scope ? "/" : "", strempty(scope));
+        if (t->status->phase == ROLLOUT_COMPLETED)
+                (void)rollout_status_set_phase(t->status, ROLLOUT_PROGRESSING, "RollbackRequested",
+                                               "phase %s: rollback requested by an operator", name);
+}
+
 /* meshroll abort / meshroll rollback --group: annotations on the Rollout, consumed here. */
-static int handle_requests(Tick *t, json_object *obj, bool *ret_clear_abort, const char **ret_clear_rollback)
+static int handle_requests(Tick *t, json_object *obj, bool *ret_clear_abort, const char **ret_clear_rollback,
+                           const char **ret_clear_rollback_phase)
 {
         const char *abort_req = mr_json_get_str(obj, "metadata", "annotations", ANNOTATION_ABORT, NULL);
         const char *rollback = mr_json_get_str(obj, "metadata", "annotations", ANNOTATION_ROLLBACK, NULL);
+        const char *rollback_phase = mr_json_get_str(obj, "metadata", "annotations", ANNOTATION_ROLLBACK_PHASE, NULL);
         RolloutStatus *s = t->status;
         int r = STAY;
 
         *ret_clear_abort = false;
         *ret_clear_rollback = NULL;
+        *ret_clear_rollback_phase = NULL;
+        if (rollback_phase) {
+                *ret_clear_rollback_phase = rollback_phase;
+                request_phase_rollback(t, rollback_phase);
+                return ADVANCE;
+        }
         if (streq_ptr(abort_req, "true")) {
                 int cur = rollout_status_current(s);
-                if (cur >= 0 && s->groups[cur].state != GROUP_PENDING) {
+                int cp = rollout_status_current_phase(s);
+                if (cp >= 0 && s->phases[cp].kind == PHASE_ZTUNNEL && cur >= 0 &&
+                    s->groups[cur].state != GROUP_PENDING) {
                         drain_stop(t->e);
                         if ((r = uncordon_all(t, &s->groups[cur])) < 0)
                                 return r;
@@ -683,6 +872,14 @@ static int handle_requests(Tick *t, json_object *obj, bool *ret_clear_abort, con
                 }
                 log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
                                    "Group %s: rollback requested", g->name);
+                /* A finished ztunnel phase (or Rollout) opens again for the group's rollback. */
+                PhaseStatus *zp = rollout_status_phase(s, PHASE_ZTUNNEL);
+                if (zp && phase_state_finished(zp->state))
+                        phase_set_state(zp, PHASE_PROGRESSING, t->now);
+                if (s->phase == ROLLOUT_COMPLETED &&
+                    rollout_status_set_phase(s, ROLLOUT_PROGRESSING, "RollbackRequested",
+                                             "group %s: rollback requested by an operator", g->name) < 0)
+                        return -ENOMEM;
                 return ADVANCE;
         }
         return r;
@@ -829,6 +1026,28 @@ static void emit_changes(Engine *e, json_object *obj, RolloutPhase old_phase, co
         }
 }
 
+/* An Event on the Rollout for each phase whose state changed in this tick. */
+static void emit_phase_changes(Engine *e, json_object *obj, const PhaseState *old, size_t n_old,
+                               const RolloutStatus *s)
+{
+        KubeEventRef rollout = { .api_version = "meshroll.io/v1alpha1", .kind = "Rollout", .name = e->rollout,
+                                 .uid = mr_json_get_str(obj, "metadata", "uid", NULL) };
+        char msg[KUBE_EVENT_MESSAGE_MAX], reason[KUBE_EVENT_REASON_MAX];
+
+        for (size_t i = 0; i < s->n_phases; i++) {
+                const PhaseStatus *p = &s->phases[i];
+                if (i < n_old && old[i] == p->state)
+                        continue;
+                if (i >= n_old && p->state == PHASE_PENDING)
+                        continue;
+                bool bad = p->state == PHASE_ROLLING_BACK || p->state == PHASE_ROLLED_BACK;
+                snprintf(reason, sizeof(reason), "Phase%s", phase_state_to_string(p->state));
+                snprintf(msg, sizeof(msg), "phase %s: %s%s%s", phase_kind_to_string(p->kind),
+                         phase_state_to_string(p->state), isempty(p->message) ? "" : ": ", strempty(p->message));
+                emit(e, &rollout, bad ? KUBE_EVENT_WARNING : KUBE_EVENT_NORMAL, reason, msg);
+        }
+}
+
 static void finish(Engine *e, RolloutPhase phase)
 {
         if (e->finished)
@@ -839,16 +1058,30 @@ static void finish(Engine *e, RolloutPhase phase)
                 e->opts.on_finished(e, phase, e->opts.userdata);
 }
 
+/* The Completed message: each phase's own summary. Returns buf. */
+static const char *completed_message(const RolloutStatus *s, char *buf, size_t size)
+{
+        size_t n = 0;
+
+        buf[0] = 0;
+        for (size_t i = 0; i < s->n_phases; i++) {
+                const PhaseStatus *p = &s->phases[i];
+                n += (size_t)snprintf(buf + MIN(n, size - 1), size - MIN(n, size - 1), "%s%s: %s", i ? "; " : "", phase_kind_to_string(p->kind),
+                    isempty(p->message) ? phase_state_to_string(p->state) : p->message);
+        }
+        return buf;
+}
+
 /* One reconcile pass. Returns ADVANCE when another pass should follow at once. */
 static int tick(Engine *e)
 {
         _cleanup_(json_object_putp) json_object *obj = NULL;
         _cleanup_(rollout_spec_freep) RolloutSpec *spec = NULL;
         _cleanup_(rollout_status_freep) RolloutStatus *status = NULL;
-        _cleanup_free_ char *path = NULL, *clear_rollback = NULL;
+        _cleanup_free_ char *path = NULL, *clear_rollback = NULL, *clear_rollback_phase = NULL;
         Tick t = { .e = e, .now = now_wall(e) };
         bool clear_abort = false;
-        const char *rb = NULL;
+        const char *rb = NULL, *rbp = NULL;
         KubeStatus st;
         int r;
 
@@ -862,18 +1095,26 @@ static int tick(Engine *e)
         if (r < 0)
                 return r;
         t.status = status;
+        t.uid = mr_json_get_str(obj, "metadata", "uid", NULL);
         /* What the tick starts from, to report what it changed. */
         RolloutPhase old_phase = status->phase;
         _cleanup_free_ GroupState *old_states = calloc(status->n_groups ? status->n_groups : 1, sizeof(GroupState));
         _cleanup_free_ usec_t *old_since = calloc(status->n_groups ? status->n_groups : 1, sizeof(usec_t));
         size_t n_old = status->n_groups;
+        PhaseState old_phase_states[_PHASE_KIND_MAX];
+        size_t n_old_phases = MIN(status->n_phases, (size_t)_PHASE_KIND_MAX);
         if (!old_states || !old_since)
                 return -ENOMEM;
+        for (size_t i = 0; i < n_old_phases; i++)
+                old_phase_states[i] = status->phases[i].state;
         for (size_t i = 0; i < n_old; i++) {
                 old_states[i] = status->groups[i].state;
                 old_since[i] = status->groups[i].since;
         }
-        if (status->phase == ROLLOUT_COMPLETED || status->phase == ROLLOUT_FAILED) {
+        /* A finished Rollout is done, unless an operator asks to roll part of a Completed one back. */
+        bool requested = mr_json_get(obj, "metadata", "annotations", ANNOTATION_ROLLBACK, NULL) ||
+                         mr_json_get(obj, "metadata", "annotations", ANNOTATION_ROLLBACK_PHASE, NULL);
+        if (status->phase == ROLLOUT_FAILED || (status->phase == ROLLOUT_COMPLETED && !requested)) {
                 finish(e, status->phase);
                 return STAY;
         }
@@ -886,9 +1127,9 @@ static int tick(Engine *e)
         }
         t.spec = spec;
 
-        if (!status->initialized)
-                r = initialize(&t);
-        else if ((r = handle_requests(&t, obj, &clear_abort, &rb)) == STAY) {
+        if (status->n_phases == 0)
+                r = start_rollout(&t);
+        else if ((r = handle_requests(&t, obj, &clear_abort, &rb, &rbp)) == STAY) {
                 if (spec->paused) {
                         if (status->phase != ROLLOUT_PAUSED) {
                                 drain_stop(e);
@@ -899,26 +1140,29 @@ static int tick(Engine *e)
                         }
                 } else if (status->phase == ROLLOUT_PAUSED) {
                         /* Resumed: restart the clocks of waits that timed out, then carry on. */
-                        int cur = rollout_status_current(status);
-                        if (cur >= 0 && status->groups[cur].state != GROUP_PENDING)
+                        int cur = rollout_status_current(status), cp = rollout_status_current_phase(status);
+                        if (cp >= 0 && status->phases[cp].kind == PHASE_ZTUNNEL && cur >= 0 &&
+                            status->groups[cur].state != GROUP_PENDING)
                                 status->groups[cur].since = t.now;
+                        else if (cp >= 0 && status->phases[cp].state != PHASE_PENDING)
+                                status->phases[cp].since = t.now;
                         r = rollout_status_set_phase(status, ROLLOUT_PROGRESSING, "Resumed", "resumed") < 0 ? -ENOMEM
                                                                                                               : ADVANCE;
                 } else {
-                        int cur = rollout_status_current(status);
-                        if (cur < 0) {
+                        int cp = rollout_status_current_phase(status);
+                        if (cp < 0) {
+                                char summary[512];
                                 status->finished_at = t.now;
-                                r = rollout_status_set_phase(status, ROLLOUT_COMPLETED, "Completed",
-                                                             "every group is on revision %s",
-                                                             status->target.hash) < 0
+                                r = rollout_status_set_phase(status, ROLLOUT_COMPLETED, "Completed", "%s",
+                                                             completed_message(status, summary, sizeof(summary))) < 0
                                             ? -ENOMEM
                                             : ADVANCE;
                                 log_info_fields(LOG_FIELDS("rollout", e->rollout), "Rollout %s: completed", e->rollout);
                         } else
-                                r = step_group(&t, &status->groups[cur]);
+                                r = step_phase(&t, &status->phases[cp]);
                 }
         }
-        if (rb && !(clear_rollback = strdup(rb)))
+        if ((rb && !(clear_rollback = strdup(rb))) || (rbp && !(clear_rollback_phase = strdup(rbp))))
                 return -ENOMEM;
         if (r == -MR_ELOSTLEASE)
                 return r;
@@ -935,12 +1179,15 @@ static int tick(Engine *e)
         if (r < 0)
                 return r;
         emit_changes(e, obj, old_phase, old_states, old_since, n_old, status);
+        emit_phase_changes(e, obj, old_phase_states, n_old_phases, status);
         if (status->phase == ROLLOUT_PAUSED && !spec->paused)
                 (void)pause_spec(e);
         if (clear_abort)
                 (void)clear_annotation(e, ANNOTATION_ABORT);
         if (clear_rollback)
                 (void)clear_annotation(e, ANNOTATION_ROLLBACK);
+        if (clear_rollback_phase)
+                (void)clear_annotation(e, ANNOTATION_ROLLBACK_PHASE);
         if (e->opts.on_change)
                 e->opts.on_change(e, status, e->opts.userdata);
         if (status->phase == ROLLOUT_COMPLETED || status->phase == ROLLOUT_FAILED)
@@ -991,6 +1238,12 @@ int engine_new(sd_event *ev, KubeClient *client, const EngineOptions *o, Engine 
         schedule(e, 0);
         *ret = TAKE_PTR(e);
         return 0;
+}
+
+void engine_kick(Engine *e)
+{
+        e->finished = false;
+        schedule(e, 0);
 }
 
 void engine_set_active(Engine *e, bool active)

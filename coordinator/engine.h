@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * engine.h — runs one Rollout: the ztunnel phase, group by group.
+ * engine.h — runs one Rollout: its phases in order (phase.h); the ztunnel
+ * phase, group by group, is the engine's own.
  *
  * The engine is a level-triggered reconciler on the coordinator's sd-event
  * loop. Every tick (and at once after a step advanced) it reads the Rollout,
@@ -52,6 +53,13 @@ typedef struct EngineOptions {
 int engine_new(sd_event *e, KubeClient *client, const EngineOptions *o, Engine **ret);
 Engine *engine_free(Engine *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Engine *, engine_free);
+
+/*
+ * Re-read the Rollout now. An engine that saw its Rollout finish idles;
+ * kicking it makes it look again (an operator asked to roll part of a
+ * Completed Rollout back).
+ */
+void engine_kick(Engine *e);
 
 /* Leadership was lost (or regained): stop every mutation in flight / resume ticking. */
 void engine_set_active(Engine *e, bool active);

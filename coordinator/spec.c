@@ -13,6 +13,7 @@
 #include "meshroll/json-util.h"
 #include "meshroll/selector.h"
 #include "meshroll/yaml-json.h"
+#include "spec-read.h"
 #include "spec.h"
 
 #define SPEC_FILE_MAX (1u << 20)
@@ -31,202 +32,17 @@ const char *gate_action_to_string(GateAction a)
         return "unknown";
 }
 
-static const char *type_name(json_object *v)
-{
-        switch (json_object_get_type(v)) {
-        case json_type_null:
-                return "null";
-        case json_type_boolean:
-                return "a boolean";
-        case json_type_double:
-                return "a number";
-        case json_type_int:
-                return "an integer";
-        case json_type_object:
-                return "a mapping";
-        case json_type_array:
-                return "a list";
-        case json_type_string:
-                return "a string";
-        }
-        return "something else";
-}
-
-static int bad(MrError *err, const char *path, const char *key, const char *fmt_expected, json_object *got)
-{
-        /* Top-level fields have the empty path: "spec: …", not ".spec: …". */
-        return mr_error_set(err, MR_ECONFIG, "%s%s%s: expected %s, got %s", path, key && path[0] ? "." : "",
-                            strempty(key), fmt_expected, got ? type_name(got) : "nothing");
-}
-
-/* An optional object at o[key] (NULL when absent or null); anything else is an error. */
-static int get_object(json_object *o, const char *key, const char *path, json_object **ret, MrError *err)
-{
-        json_object *v = NULL;
-        *ret = NULL;
-        if (!json_object_object_get_ex(o, key, &v) || !v)
-                return 0;
-        if (!json_object_is_type(v, json_type_object))
-                return bad(err, path, key, "a mapping", v);
-        *ret = v;
-        return 0;
-}
-
-static int check_keys(json_object *o, const char *path, const char *const *allowed, MrError *err)
-{
-        json_object_object_foreach(o, key, val)
-        {
-                (void)val;
-                bool ok = false;
-                for (size_t i = 0; allowed[i] && !ok; i++)
-                        ok = streq(key, allowed[i]);
-                if (ok)
-                        continue;
-                char list[512] = "";
-                size_t n = 0;
-                for (size_t i = 0; allowed[i]; i++)
-                        n += (size_t)snprintf(list + MIN(n, sizeof(list) - 1), sizeof(list) - MIN(n, sizeof(list) - 1),
-                                              "%s%s", i ? ", " : "", allowed[i]);
-                return mr_error_set(err, MR_ECONFIG, "%s%s%s: unknown field (known here: %s)", path, path[0] ? "." : "",
-                                    key, list);
-        }
-        return 0;
-}
-
-static int get_string(json_object *o, const char *key, const char *path, char **ret, MrError *err)
-{
-        json_object *v = NULL;
-        if (!json_object_object_get_ex(o, key, &v) || !v)
-                return 0;
-        if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
-                return bad(err, path, key, "a non-empty string", v);
-        char *s = strdup(json_object_get_string(v));
-        if (!s)
-                return mr_error_set(err, -ENOMEM, "out of memory");
-        free(*ret);
-        *ret = s;
-        return 0;
-}
-
-static int get_bool(json_object *o, const char *key, const char *path, bool *ret, MrError *err)
-{
-        json_object *v = NULL;
-        if (!json_object_object_get_ex(o, key, &v) || !v)
-                return 0;
-        if (!json_object_is_type(v, json_type_boolean))
-                return bad(err, path, key, "true or false", v);
-        *ret = json_object_get_boolean(v);
-        return 0;
-}
-
-static int get_int(json_object *o, const char *key, const char *path, int64_t min, int64_t max, int64_t *ret,
-                   MrError *err)
-{
-        json_object *v = NULL;
-        char expected[96];
-
-        if (!json_object_object_get_ex(o, key, &v) || !v)
-                return 0;
-        snprintf(expected, sizeof(expected), "an integer from %lld to %lld", (long long)min, (long long)max);
-        if (!json_object_is_type(v, json_type_int))
-                return bad(err, path, key, expected, v);
-        int64_t n = json_object_get_int64(v);
-        if (n < min || n > max)
-                return mr_error_set(err, MR_ECONFIG, "%s.%s: expected %s, got %lld", path, key, expected,
-                                    (long long)n);
-        *ret = n;
-        return 0;
-}
-
-static int get_uint(json_object *o, const char *key, const char *path, unsigned min, unsigned max, unsigned *ret,
-                    MrError *err)
-{
-        int64_t v = *ret;
-        int r = get_int(o, key, path, min, max, &v, err);
-        if (r >= 0)
-                *ret = (unsigned)v;
-        return r;
-}
-
-/* "90s", "5m", "1h30m", or integer seconds. */
-static int get_duration(json_object *o, const char *key, const char *path, usec_t max, usec_t *ret, MrError *err)
-{
-        json_object *v = NULL;
-        usec_t d;
-
-        if (!json_object_object_get_ex(o, key, &v) || !v)
-                return 0;
-        if (json_object_is_type(v, json_type_int)) {
-                int64_t n = json_object_get_int64(v);
-                if (n < 0 || (usec_t)n > max / USEC_PER_SEC)
-                        return mr_error_set(err, MR_ECONFIG, "%s.%s: expected a duration from 0 to %llus, got %lld",
-                                            path, key, (unsigned long long)(max / USEC_PER_SEC), (long long)n);
-                *ret = (usec_t)n * USEC_PER_SEC;
-                return 0;
-        }
-        if (!json_object_is_type(v, json_type_string))
-                return bad(err, path, key, "a duration such as \"90s\" or \"5m\" (or integer seconds)", v);
-        if (mr_duration_parse(json_object_get_string(v), &d) < 0 || d > max)
-                return mr_error_set(err, MR_ECONFIG,
-                                    "%s.%s: expected a duration such as \"90s\" or \"5m\" up to %llus, got \"%s\"",
-                                    path, key, (unsigned long long)(max / USEC_PER_SEC), json_object_get_string(v));
-        *ret = d;
-        return 0;
-}
-
-/* A list of non-empty strings into a NULL-terminated array (replacing *ret). */
-static int get_string_list(json_object *o, const char *key, const char *path, char ***ret, MrError *err)
-{
-        json_object *v = NULL;
-        _cleanup_strv_free_ char **l = NULL;
-
-        if (!json_object_object_get_ex(o, key, &v) || !v)
-                return 0;
-        if (!json_object_is_type(v, json_type_array))
-                return bad(err, path, key, "a list of strings", v);
-        size_t n = json_object_array_length(v);
-        l = calloc(n + 1, sizeof(char *));
-        if (!l)
-                return mr_error_set(err, -ENOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-                json_object *e = json_object_array_get_idx(v, i);
-                if (!json_object_is_type(e, json_type_string) || json_object_get_string_len(e) == 0)
-                        return mr_error_set(err, MR_ECONFIG, "%s.%s[%zu]: expected a non-empty string, got %s", path,
-                                            key, i, type_name(e));
-                for (size_t j = 0; j < i; j++)
-                        if (streq(l[j], json_object_get_string(e)))
-                                return mr_error_set(err, MR_ECONFIG, "%s.%s[%zu]: \"%s\" is listed twice", path, key,
-                                                    i, l[j]);
-                if (!(l[i] = strdup(json_object_get_string(e))))
-                        return mr_error_set(err, -ENOMEM, "out of memory");
-        }
-        strv_free(*ret);
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
-static int check_selector(const char *s, const char *path, MrError *err)
-{
-        _cleanup_(mr_selector_freep) MrSelector *sel = NULL;
-        MrError e = {};
-        if (!s)
-                return 0;
-        if (mr_selector_parse(s, &sel, &e) < 0)
-                return mr_error_set(err, MR_ECONFIG, "%s: not a valid label selector: %s", path, e.message);
-        return 0;
-}
-
 static int read_target(RolloutSpec *s, json_object *spec, MrError *err)
 {
         static const char *const keys[] = { "namespace", "daemonSet", NULL };
         json_object *t;
         int r;
 
-        if ((r = get_object(spec, "target", "spec", &t, err)) < 0 || !t)
+        if ((r = spec_get_object(spec, "target", "spec", &t, err)) < 0 || !t)
                 return r;
-        if ((r = check_keys(t, "spec.target", keys, err)) < 0 ||
-            (r = get_string(t, "namespace", "spec.target", &s->target_namespace, err)) < 0 ||
-            (r = get_string(t, "daemonSet", "spec.target", &s->target_daemonset, err)) < 0)
+        if ((r = spec_check_keys(t, "spec.target", keys, err)) < 0 ||
+            (r = spec_get_string(t, "namespace", "spec.target", &s->target_namespace, err)) < 0 ||
+            (r = spec_get_string(t, "daemonSet", "spec.target", &s->target_daemonset, err)) < 0)
                 return r;
         return 0;
 }
@@ -247,11 +63,11 @@ static int read_lists(RolloutSpec *s, json_object *list, MrError *err)
                 json_object *g = json_object_array_get_idx(list, i);
                 snprintf(path, sizeof(path), "spec.groups.list[%zu]", i);
                 if (!json_object_is_type(g, json_type_object))
-                        return bad(err, path, NULL, "a mapping with name and nodes", g);
+                        return spec_bad(err, path, NULL, "a mapping with name and nodes", g);
                 s->n_lists++;
-                if ((r = check_keys(g, path, keys, err)) < 0 ||
-                    (r = get_string(g, "name", path, &s->lists[i].name, err)) < 0 ||
-                    (r = get_string_list(g, "nodes", path, &s->lists[i].nodes, err)) < 0)
+                if ((r = spec_check_keys(g, path, keys, err)) < 0 ||
+                    (r = spec_get_string(g, "name", path, &s->lists[i].name, err)) < 0 ||
+                    (r = spec_get_string_list(g, "nodes", path, &s->lists[i].nodes, err)) < 0)
                         return r;
                 if (!s->lists[i].name)
                         return mr_error_set(err, MR_ECONFIG, "%s.name: required", path);
@@ -280,26 +96,26 @@ static int read_groups(RolloutSpec *s, json_object *spec, MrError *err)
         unsigned modes = 0;
         int r;
 
-        if ((r = get_object(spec, "groups", "spec", &g, err)) < 0 || !g)
+        if ((r = spec_get_object(spec, "groups", "spec", &g, err)) < 0 || !g)
                 return r;
-        if ((r = check_keys(g, "spec.groups", keys, err)) < 0 ||
-            (r = get_string(g, "nodeSelector", "spec.groups", &s->node_selector, err)) < 0 ||
-            (r = check_selector(s->node_selector, "spec.groups.nodeSelector", err)) < 0 ||
-            (r = get_uint(g, "canary", "spec.groups", 0, 10000, &s->canary, err)) < 0 ||
-            (r = get_string(g, "byLabel", "spec.groups", &s->by_label, err)) < 0 ||
-            (r = get_string_list(g, "order", "spec.groups", &s->order, err)) < 0)
+        if ((r = spec_check_keys(g, "spec.groups", keys, err)) < 0 ||
+            (r = spec_get_string(g, "nodeSelector", "spec.groups", &s->node_selector, err)) < 0 ||
+            (r = spec_check_selector(s->node_selector, "spec.groups.nodeSelector", err)) < 0 ||
+            (r = spec_get_uint(g, "canary", "spec.groups", 0, 10000, &s->canary, err)) < 0 ||
+            (r = spec_get_string(g, "byLabel", "spec.groups", &s->by_label, err)) < 0 ||
+            (r = spec_get_string_list(g, "order", "spec.groups", &s->order, err)) < 0)
                 return r;
 
         if (json_object_object_get_ex(g, "size", NULL)) {
                 modes++;
                 s->mode = GROUPING_SIZE;
-                if ((r = get_uint(g, "size", "spec.groups", 1, 100000, &s->size, err)) < 0)
+                if ((r = spec_get_uint(g, "size", "spec.groups", 1, 100000, &s->size, err)) < 0)
                         return r;
         }
         if (json_object_object_get_ex(g, "percent", NULL)) {
                 modes++;
                 s->mode = GROUPING_PERCENT;
-                if ((r = get_uint(g, "percent", "spec.groups", 1, 100, &s->percent, err)) < 0)
+                if ((r = spec_get_uint(g, "percent", "spec.groups", 1, 100, &s->percent, err)) < 0)
                         return r;
         }
         if (s->by_label) {
@@ -310,7 +126,7 @@ static int read_groups(RolloutSpec *s, json_object *spec, MrError *err)
                 modes++;
                 s->mode = GROUPING_LIST;
                 if (!json_object_is_type(list, json_type_array))
-                        return bad(err, "spec.groups", "list", "a list of {name, nodes}", list);
+                        return spec_bad(err, "spec.groups", "list", "a list of {name, nodes}", list);
                 if ((r = read_lists(s, list, err)) < 0)
                         return r;
         }
@@ -332,16 +148,16 @@ static int read_drain(RolloutSpec *s, json_object *spec, MrError *err)
         json_object *d;
         int r;
 
-        if ((r = get_object(spec, "drain", "spec", &d, err)) < 0 || !d)
+        if ((r = spec_get_object(spec, "drain", "spec", &d, err)) < 0 || !d)
                 return r;
-        if ((r = check_keys(d, "spec.drain", keys, err)) < 0 ||
-            (r = get_duration(d, "timeout", "spec.drain", 24 * 3600 * USEC_PER_SEC, &s->drain_timeout, err)) < 0 ||
-            (r = get_uint(d, "concurrency", "spec.drain", 1, 1000, &s->drain_concurrency, err)) < 0 ||
-            (r = get_int(d, "gracePeriodSeconds", "spec.drain", 0, 86400, &s->grace_period_seconds, err)) < 0 ||
-            (r = get_string(d, "podSelector", "spec.drain", &s->pod_selector, err)) < 0 ||
-            (r = check_selector(s->pod_selector, "spec.drain.podSelector", err)) < 0 ||
-            (r = get_bool(d, "deleteEmptyDirData", "spec.drain", &s->delete_emptydir_data, err)) < 0 ||
-            (r = get_bool(d, "force", "spec.drain", &s->force, err)) < 0)
+        if ((r = spec_check_keys(d, "spec.drain", keys, err)) < 0 ||
+            (r = spec_get_duration(d, "timeout", "spec.drain", 24 * 3600 * USEC_PER_SEC, &s->drain_timeout, err)) < 0 ||
+            (r = spec_get_uint(d, "concurrency", "spec.drain", 1, 1000, &s->drain_concurrency, err)) < 0 ||
+            (r = spec_get_int(d, "gracePeriodSeconds", "spec.drain", 0, 86400, &s->grace_period_seconds, err)) < 0 ||
+            (r = spec_get_string(d, "podSelector", "spec.drain", &s->pod_selector, err)) < 0 ||
+            (r = spec_check_selector(s->pod_selector, "spec.drain.podSelector", err)) < 0 ||
+            (r = spec_get_bool(d, "deleteEmptyDirData", "spec.drain", &s->delete_emptydir_data, err)) < 0 ||
+            (r = spec_get_bool(d, "force", "spec.drain", &s->force, err)) < 0)
                 return r;
         return 0;
 }
@@ -353,14 +169,14 @@ static int read_gate(RolloutSpec *s, json_object *spec, MrError *err)
         json_object *g;
         int r;
 
-        if ((r = get_object(spec, "connectionGate", "spec", &g, err)) < 0 || !g)
+        if ((r = spec_get_object(spec, "connectionGate", "spec", &g, err)) < 0 || !g)
                 return r;
-        if ((r = check_keys(g, "spec.connectionGate", keys, err)) < 0 ||
-            (r = get_uint(g, "threshold", "spec.connectionGate", 0, 1000000, &s->gate_threshold, err)) < 0 ||
-            (r = get_duration(g, "timeout", "spec.connectionGate", 24 * 3600 * USEC_PER_SEC, &s->gate_timeout, err)) <
+        if ((r = spec_check_keys(g, "spec.connectionGate", keys, err)) < 0 ||
+            (r = spec_get_uint(g, "threshold", "spec.connectionGate", 0, 1000000, &s->gate_threshold, err)) < 0 ||
+            (r = spec_get_duration(g, "timeout", "spec.connectionGate", 24 * 3600 * USEC_PER_SEC, &s->gate_timeout, err)) <
                     0 ||
-            (r = get_string(g, "onTimeout", "spec.connectionGate", &action, err)) < 0 ||
-            (r = get_string(g, "agentNamespace", "spec.connectionGate", &s->agent_namespace, err)) < 0)
+            (r = spec_get_string(g, "onTimeout", "spec.connectionGate", &action, err)) < 0 ||
+            (r = spec_get_string(g, "agentNamespace", "spec.connectionGate", &s->agent_namespace, err)) < 0)
                 return r;
         if (!action)
                 return 0;
@@ -384,15 +200,108 @@ static int read_readiness(RolloutSpec *s, json_object *spec, MrError *err)
         int64_t min_ready = -1;
         int r;
 
-        if ((r = get_object(spec, "readiness", "spec", &o, err)) < 0 || !o)
+        if ((r = spec_get_object(spec, "readiness", "spec", &o, err)) < 0 || !o)
                 return r;
-        if ((r = check_keys(o, "spec.readiness", keys, err)) < 0 ||
-            (r = get_duration(o, "timeout", "spec.readiness", 24 * 3600 * USEC_PER_SEC, &s->readiness_timeout, err)) <
+        if ((r = spec_check_keys(o, "spec.readiness", keys, err)) < 0 ||
+            (r = spec_get_duration(o, "timeout", "spec.readiness", 24 * 3600 * USEC_PER_SEC, &s->readiness_timeout, err)) <
                     0 ||
-            (r = get_int(o, "minReadySeconds", "spec.readiness", 0, 3600, &min_ready, err)) < 0)
+            (r = spec_get_int(o, "minReadySeconds", "spec.readiness", 0, 3600, &min_ready, err)) < 0)
                 return r;
         if (min_ready >= 0)
                 s->min_ready = (usec_t)min_ready * USEC_PER_SEC;
+        return 0;
+}
+
+bool rollout_spec_has_phase(const RolloutSpec *s, PhaseKind k)
+{
+        for (size_t i = 0; i < s->n_phases; i++)
+                if (s->phases[i] == k)
+                        return true;
+        return false;
+}
+
+/* spec.phases, or the default order of the sections present (spec.h). */
+static int read_phase_order(RolloutSpec *s, json_object *spec, MrError *err)
+{
+        _cleanup_strv_free_ char **names = NULL;
+        bool present[_PHASE_KIND_MAX] = {};
+        int r;
+
+        for (PhaseKind k = PHASE_SIDECAR; k < _PHASE_KIND_MAX; k++)
+                present[k] = mr_json_get(spec, phase_kind_to_string(k), NULL) != NULL;
+        present[PHASE_ZTUNNEL] = mr_json_get(spec, "target", NULL) || mr_json_get(spec, "groups", NULL) ||
+                                 (!present[PHASE_SIDECAR] && !present[PHASE_GATEWAY] && !present[PHASE_TRAFFIC]);
+
+        if ((r = spec_get_string_list(spec, "phases", "spec", &names, err)) < 0)
+                return r;
+        if (!names) {
+                for (PhaseKind k = 0; k < _PHASE_KIND_MAX; k++)
+                        if (present[k])
+                                s->phases[s->n_phases++] = k;
+                return 0;
+        }
+        if (!names[0])
+                return mr_error_set(err, MR_ECONFIG, "spec.phases: expected at least one phase");
+        for (size_t i = 0; names[i]; i++) {
+                int k = phase_kind_from_string(names[i]);
+                if (k < 0)
+                        return mr_error_set(err, MR_ECONFIG,
+                                            "spec.phases[%zu]: expected one of ztunnel, sidecar, gateway, traffic; "
+                                            "got \"%s\"",
+                                            i, names[i]);
+                if (k != PHASE_ZTUNNEL && !present[k])
+                        return mr_error_set(err, MR_ECONFIG, "spec.phases[%zu]: phase %s has no spec.%s section", i,
+                                            names[i], names[i]);
+                s->phases[s->n_phases++] = (PhaseKind)k;
+        }
+        for (PhaseKind k = PHASE_SIDECAR; k < _PHASE_KIND_MAX; k++)
+                if (present[k] && !rollout_spec_has_phase(s, k))
+                        return mr_error_set(err, MR_ECONFIG,
+                                            "spec.%s: the section is given but spec.phases does not list it",
+                                            phase_kind_to_string(k));
+        return 0;
+}
+
+/* The order, then each phase's section (by its module) and its gates. */
+static int read_phases(RolloutSpec *s, json_object *spec, MrError *err)
+{
+        int r;
+
+        if ((r = spec_get_string(spec, "prometheus", "spec", &s->prometheus, err)) < 0 ||
+            (r = read_phase_order(s, spec, err)) < 0)
+                return r;
+        if ((r = metric_gates_from_json(mr_json_get(spec, "gates", NULL), "spec.gates", s->prometheus,
+                                        &s->gates[PHASE_ZTUNNEL], err)) < 0)
+                return r;
+        if (s->gates[PHASE_ZTUNNEL] && !rollout_spec_has_phase(s, PHASE_ZTUNNEL))
+                return mr_error_set(err, MR_ECONFIG, "spec.gates: the ztunnel phase does not run (gates of other "
+                                                     "phases go in their own section)");
+        for (size_t i = 0; i < s->n_phases; i++) {
+                PhaseKind k = s->phases[i];
+                const char *name = phase_kind_to_string(k);
+                char path[32], gates_path[48];
+                json_object *section;
+
+                if (k == PHASE_ZTUNNEL)
+                        continue;
+                snprintf(path, sizeof(path), "spec.%s", name);
+                snprintf(gates_path, sizeof(gates_path), "spec.%s.gates", name);
+                if ((r = spec_get_object(spec, name, "spec", &section, err)) < 0)
+                        return r;
+                const PhaseOps *ops = phase_ops(k);
+                if (!ops)
+                        return mr_error_set(err, MR_ECONFIG, "%s: this build of meshroll has no %s phase", path, name);
+                /* The module sees its section without the gates, which are read here for every phase. */
+                _cleanup_(json_object_putp) json_object *copy = mr_json_copy(section);
+                if (!copy)
+                        return mr_error_set(err, -ENOMEM, "out of memory");
+                json_object_object_del(copy, "gates");
+                if ((r = ops->parse(copy, path, &s->phase_spec[k], err)) < 0)
+                        return r;
+                if ((r = metric_gates_from_json(mr_json_get(section, "gates", NULL), gates_path, s->prometheus,
+                                                &s->gates[k], err)) < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -420,16 +329,17 @@ static int spec_defaults(RolloutSpec *s)
 int rollout_spec_from_json(json_object *doc, RolloutSpec **ret, MrError *err)
 {
         static const char *const top_keys[] = { "apiVersion", "kind", "metadata", "spec", "status", NULL };
-        static const char *const spec_keys[] = { "paused", "target", "groups", "drain", "connectionGate",
-                                                 "readiness", "soak", NULL };
+        static const char *const spec_keys[] = { "paused",   "target",     "groups",  "drain",   "connectionGate",
+                                                 "readiness", "soak",      "gates",   "phases",  "prometheus",
+                                                 "sidecar",  "gateway",    "traffic", NULL };
         _cleanup_(rollout_spec_freep) RolloutSpec *s = NULL;
         json_object *spec = NULL, *meta = NULL;
         const char *v;
         int r;
 
         if (!json_object_is_type(doc, json_type_object))
-                return mr_error_set(err, MR_ECONFIG, "expected a Rollout document (a mapping), got %s", type_name(doc));
-        if ((r = check_keys(doc, "", top_keys, err)) < 0)
+                return mr_error_set(err, MR_ECONFIG, "expected a Rollout document (a mapping), got %s", spec_type_name(doc));
+        if ((r = spec_check_keys(doc, "", top_keys, err)) < 0)
                 return r;
         v = mr_json_get_str(doc, "apiVersion", NULL);
         if (!streq_ptr(v, "meshroll.io/v1alpha1"))
@@ -443,22 +353,23 @@ int rollout_spec_from_json(json_object *doc, RolloutSpec **ret, MrError *err)
         if (!s || spec_defaults(s) < 0)
                 return mr_error_set(err, -ENOMEM, "out of memory");
 
-        if ((r = get_object(doc, "metadata", "", &meta, err)) < 0)
+        if ((r = spec_get_object(doc, "metadata", "", &meta, err)) < 0)
                 return r;
-        if (!meta || (r = get_string(meta, "name", "metadata", &s->name, err)) < 0 || !s->name)
+        if (!meta || (r = spec_get_string(meta, "name", "metadata", &s->name, err)) < 0 || !s->name)
                 return r < 0 ? r : mr_error_set(err, MR_ECONFIG, "metadata.name: required");
         if (strlen(s->name) > NAME_MAX_LEN)
                 return mr_error_set(err, MR_ECONFIG, "metadata.name: longer than %d characters", NAME_MAX_LEN);
 
-        if ((r = get_object(doc, "spec", "", &spec, err)) < 0)
+        if ((r = spec_get_object(doc, "spec", "", &spec, err)) < 0)
                 return r;
         if (!spec)
                 return mr_error_set(err, MR_ECONFIG, "spec: required");
-        if ((r = check_keys(spec, "spec", spec_keys, err)) < 0 ||
-            (r = get_bool(spec, "paused", "spec", &s->paused, err)) < 0 || (r = read_target(s, spec, err)) < 0 ||
+        if ((r = spec_check_keys(spec, "spec", spec_keys, err)) < 0 ||
+            (r = spec_get_bool(spec, "paused", "spec", &s->paused, err)) < 0 || (r = read_target(s, spec, err)) < 0 ||
             (r = read_groups(s, spec, err)) < 0 || (r = read_drain(s, spec, err)) < 0 ||
             (r = read_gate(s, spec, err)) < 0 || (r = read_readiness(s, spec, err)) < 0 ||
-            (r = get_duration(spec, "soak", "spec", 24 * 3600 * USEC_PER_SEC, &s->soak, err)) < 0)
+            (r = spec_get_duration(spec, "soak", "spec", 24 * 3600 * USEC_PER_SEC, &s->soak, err)) < 0 ||
+            (r = read_phases(s, spec, err)) < 0)
                 return r;
 
         *ret = TAKE_PTR(s);
@@ -505,6 +416,13 @@ RolloutSpec *rollout_spec_free(RolloutSpec *s)
         free(s->lists);
         free(s->pod_selector);
         free(s->agent_namespace);
+        free(s->prometheus);
+        for (PhaseKind k = 0; k < _PHASE_KIND_MAX; k++) {
+                const PhaseOps *ops = phase_ops(k);
+                if (s->phase_spec[k] && ops)
+                        ops->free_spec(s->phase_spec[k]);
+                metric_gate_set_free(s->gates[k]);
+        }
         free(s);
         return NULL;
 }

@@ -34,6 +34,21 @@
  *       agentNamespace: meshroll
  *     readiness: {timeout: 5m, minReadySeconds: 30}
  *     soak: 1m
+ *     gates: […]                    # metric gates checked while each group soaks (metric-gate.h)
+ *     prometheus: http://…:9090     # the default Prometheus for every phase's gates
+ *     phases: [ztunnel, sidecar]    # which phases, in which order (phase.h)
+ *     sidecar: {…}                  # sidecar.h
+ *     gateway: {…}                  # gateway.h
+ *     traffic: {…}                  # traffic.h
+ *
+ * Phases: without spec.phases, the phases are the sections present, in the
+ * order ztunnel, sidecar, gateway, traffic; the ztunnel phase is present
+ * when spec.target or spec.groups is given, or when no other phase is (a
+ * Rollout of ztunnel alone needs no phase fields). With spec.phases, the
+ * list is the order, each listed phase other than ztunnel needs its
+ * section, and a section not listed is an error (it would silently not
+ * run). Each phase section is read by its module (PhaseOps.parse), except
+ * its `gates` list, read here for every phase alike.
  *
  * Durations are Go-style strings ("90s", "5m") or integer seconds.
  * Unknown fields are errors (a typo must not silently become a default).
@@ -47,6 +62,8 @@
 
 #include "meshroll/errors.h"
 #include "meshroll/time-util.h"
+#include "metric-gate.h"
+#include "phase.h"
 
 typedef enum GateAction {
         GATE_PAUSE,
@@ -68,9 +85,15 @@ typedef struct NodeList {
         char **nodes;   /* NULL-terminated */
 } NodeList;
 
-typedef struct RolloutSpec {
+struct RolloutSpec {
         char *name;                  /* metadata.name */
         bool paused;
+
+        PhaseKind phases[_PHASE_KIND_MAX]; /* the phases to run, in order */
+        size_t n_phases;
+        void *phase_spec[_PHASE_KIND_MAX];  /* the module's spec of each phase present; NULL for ztunnel */
+        MetricGateSet *gates[_PHASE_KIND_MAX]; /* each phase's metric gates, or NULL */
+        char *prometheus;            /* spec.prometheus, or NULL */
 
         char *target_namespace;      /* "istio-system" */
         char *target_daemonset;      /* "ztunnel" */
@@ -101,7 +124,10 @@ typedef struct RolloutSpec {
         usec_t min_ready;
 
         usec_t soak;
-} RolloutSpec;
+};
+
+/* Whether the spec runs phase k. */
+bool rollout_spec_has_phase(const RolloutSpec *s, PhaseKind k);
 
 /*
  * Reads a Rollout document (borrowed; the parsed YAML or the custom

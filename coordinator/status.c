@@ -145,6 +145,41 @@ static void group_clear(GroupStatus *g)
         free(g->message);
 }
 
+static int read_phase(json_object *o, size_t index, PhaseStatus *p, MrError *err)
+{
+        char path[64];
+        int r;
+
+        snprintf(path, sizeof(path), "status.phases[%zu]", index);
+        if (!json_object_is_type(o, json_type_object))
+                return mr_error_set(err, MR_EPARSE, "%s: expected a mapping", path);
+        r = phase_kind_from_string(mr_json_get_str(o, "name", NULL));
+        if (r < 0)
+                return mr_error_set(err, MR_EPARSE, "%s.name: unknown phase \"%s\"", path,
+                                    strna(mr_json_get_str(o, "name", NULL)));
+        p->kind = (PhaseKind)r;
+        r = phase_state_from_string(mr_json_get_str(o, "state", NULL));
+        if (r < 0)
+                return mr_error_set(err, MR_EPARSE, "%s.state: unknown state \"%s\"", path,
+                                    strna(mr_json_get_str(o, "state", NULL)));
+        p->state = (PhaseState)r;
+        if ((r = read_str(o, "message", &p->message)) < 0 || (r = read_time(o, "since", path, &p->since, err)) < 0 ||
+            (r = read_time(o, "startedAt", path, &p->started_at, err)) < 0 ||
+            (r = read_time(o, "finishedAt", path, &p->finished_at, err)) < 0)
+                return r;
+        json_object *detail = mr_json_get(o, "detail", NULL);
+        if (detail && !json_object_is_type(detail, json_type_object))
+                return mr_error_set(err, MR_EPARSE, "%s.detail: expected a mapping", path);
+        p->detail = detail ? mr_json_copy(detail) : json_object_new_object();
+        return p->detail ? 0 : -ENOMEM;
+}
+
+static void phase_clear(PhaseStatus *p)
+{
+        free(p->message);
+        json_object_put(p->detail);
+}
+
 int rollout_status_from_json(json_object *status, RolloutStatus **ret, MrError *err)
 {
         _cleanup_(rollout_status_freep) RolloutStatus *s = calloc(1, sizeof(RolloutStatus));
@@ -190,6 +225,28 @@ int rollout_status_from_json(json_object *status, RolloutStatus **ret, MrError *
                 }
         }
         s->initialized = s->target.hash && s->n_groups > 0;
+
+        json_object *phases = mr_json_get(status, "phases", NULL);
+        if (phases) {
+                if (!json_object_is_type(phases, json_type_array))
+                        return mr_error_set(err, MR_EPARSE, "status.phases: expected a list");
+                size_t n = json_object_array_length(phases);
+                s->phases = calloc(n ? n : 1, sizeof(PhaseStatus));
+                if (!s->phases)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++) {
+                        r = read_phase(json_object_array_get_idx(phases, i), i, &s->phases[i], err);
+                        s->n_phases = i + 1;
+                        if (r < 0)
+                                return r;
+                }
+        } else if (s->initialized) {
+                /* Written before phases existed: a ztunnel-only rollout, under way. */
+                if (rollout_status_add_phase(s, PHASE_ZTUNNEL) < 0)
+                        return -ENOMEM;
+                s->phases[0].state = rollout_status_current(s) < 0 ? PHASE_COMPLETED : PHASE_PROGRESSING;
+                s->phases[0].started_at = s->started_at;
+        }
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -257,6 +314,23 @@ static json_object *group_json(const GroupStatus *g)
         return TAKE_PTR(o);
 }
 
+static json_object *phase_json(const PhaseStatus *p)
+{
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *detail = p->detail ? mr_json_copy(p->detail) : json_object_new_object();
+
+        if (!o || !detail) {
+                json_object_put(detail);
+                return NULL;
+        }
+        if (mr_json_set_str(o, "name", phase_kind_to_string(p->kind)) < 0 ||
+            mr_json_set_str(o, "state", phase_state_to_string(p->state)) < 0 || set_time(o, "since", p->since) < 0 ||
+            set_time(o, "startedAt", p->started_at) < 0 || set_time(o, "finishedAt", p->finished_at) < 0 ||
+            mr_json_set_str(o, "message", strempty(p->message)) < 0 || put(o, "detail", detail) < 0)
+                return NULL;
+        return TAKE_PTR(o);
+}
+
 /* One condition per phase type; lastTransitionTime kept from old when the status is unchanged. */
 static json_object *conditions_json(const RolloutStatus *s, json_object *old, usec_t now)
 {
@@ -303,12 +377,20 @@ static json_object *conditions_json(const RolloutStatus *s, json_object *old, us
 
 int rollout_status_to_json(const RolloutStatus *s, json_object *old_conditions, usec_t now, json_object **ret)
 {
-        _cleanup_(json_object_putp) json_object *o = json_object_new_object(), *groups = json_object_new_array();
-        int current = rollout_status_current(s);
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object(), *groups = json_object_new_array(),
+                                                *phases = json_object_new_array();
+        int current = rollout_status_current(s), current_phase = rollout_status_current_phase(s);
         int64_t done = 0;
 
-        if (!o || !groups)
+        if (!o || !groups || !phases)
                 return -ENOMEM;
+        for (size_t i = 0; i < s->n_phases; i++) {
+                json_object *p = phase_json(&s->phases[i]);
+                if (!p || json_object_array_add(phases, p) < 0) {
+                        json_object_put(p);
+                        return -ENOMEM;
+                }
+        }
         for (size_t i = 0; i < s->n_groups; i++) {
                 json_object *g = group_json(&s->groups[i]);
                 if (!g || json_object_array_add(groups, g) < 0) {
@@ -326,7 +408,10 @@ int rollout_status_to_json(const RolloutStatus *s, json_object *old_conditions, 
             mr_json_set_str(o, "currentGroup", current >= 0 ? s->groups[current].name : "") < 0 ||
             mr_json_set_int(o, "groupsDone", done) < 0 || mr_json_set_int(o, "groupsTotal", (int64_t)s->n_groups) < 0 ||
             put(o, "targetRevision", revision_json(&s->target)) < 0 ||
-            put(o, "previousRevision", revision_json(&s->previous)) < 0 || put(o, "groups", TAKE_PTR(groups)) < 0)
+            put(o, "previousRevision", revision_json(&s->previous)) < 0 || put(o, "groups", TAKE_PTR(groups)) < 0 ||
+            mr_json_set_str(o, "currentPhase",
+                            current_phase >= 0 ? phase_kind_to_string(s->phases[current_phase].kind) : "") < 0 ||
+            put(o, "phases", TAKE_PTR(phases)) < 0)
                 return -ENOMEM;
         json_object *conditions = conditions_json(s, old_conditions, now);
         if (!conditions || put(o, "conditions", conditions) < 0)
@@ -336,6 +421,47 @@ int rollout_status_to_json(const RolloutStatus *s, json_object *old_conditions, 
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
+
+int rollout_status_current_phase(const RolloutStatus *s)
+{
+        for (size_t i = 0; i < s->n_phases; i++)
+                if (!phase_state_finished(s->phases[i].state))
+                        return (int)i;
+        return -1;
+}
+
+PhaseStatus *rollout_status_phase(RolloutStatus *s, PhaseKind kind)
+{
+        for (size_t i = 0; i < s->n_phases; i++)
+                if (s->phases[i].kind == kind)
+                        return &s->phases[i];
+        return NULL;
+}
+
+int rollout_status_add_phase(RolloutStatus *s, PhaseKind kind)
+{
+        PhaseStatus *l = reallocarray(s->phases, s->n_phases + 1, sizeof(PhaseStatus));
+        if (!l)
+                return -ENOMEM;
+        s->phases = l;
+        l[s->n_phases] = (PhaseStatus){ .kind = kind, .state = PHASE_PENDING, .detail = json_object_new_object() };
+        if (!l[s->n_phases].detail)
+                return -ENOMEM;
+        s->n_phases++;
+        return 0;
+}
+
+void phase_set_state(PhaseStatus *p, PhaseState state, usec_t now)
+{
+        if (p->state == PHASE_PENDING && state != PHASE_PENDING && !p->started_at)
+                p->started_at = now;
+        if (phase_state_finished(state))
+                p->finished_at = now;
+        p->state = state;
+        p->since = now;
+        free(p->message);
+        p->message = NULL;
+}
 
 int rollout_status_current(const RolloutStatus *s)
 {
@@ -387,6 +513,15 @@ int group_set_message(GroupStatus *g, const char *fmt, ...)
         return r;
 }
 
+int phase_set_message(PhaseStatus *p, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int r = set_message_v(&p->message, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
 int rollout_status_set_phase(RolloutStatus *s, RolloutPhase phase, const char *reason, const char *fmt, ...)
 {
         va_list ap;
@@ -415,6 +550,9 @@ RolloutStatus *rollout_status_free(RolloutStatus *s)
         for (size_t i = 0; i < s->n_groups; i++)
                 group_clear(&s->groups[i]);
         free(s->groups);
+        for (size_t i = 0; i < s->n_phases; i++)
+                phase_clear(&s->phases[i]);
+        free(s->phases);
         free(s);
         return NULL;
 }

@@ -19,6 +19,7 @@
 
 #include "meshroll/errors.h"
 #include "meshroll/time-util.h"
+#include "phase.h"
 
 typedef enum RolloutPhase {
         ROLLOUT_PENDING,
@@ -75,16 +76,31 @@ typedef struct Revision {
         char *hash;
 } Revision;
 
-typedef struct RolloutStatus {
+/*
+ * One phase's record (status.phases[], in the spec's order). detail is the
+ * phase module's own object (phase.h): the engine stores it and writes it
+ * back unchanged; never NULL once read or created.
+ */
+struct PhaseStatus {
+        PhaseKind kind;
+        PhaseState state;
+        usec_t since, started_at, finished_at;
+        char *message;
+        json_object *detail;
+};
+
+struct RolloutStatus {
         RolloutPhase phase;
         char *reason, *message;
         int64_t observed_generation;
         usec_t started_at, finished_at;
         Revision target, previous;  /* previous.hash NULL when there is none */
-        GroupStatus *groups;
+        GroupStatus *groups;        /* the ztunnel phase's groups */
         size_t n_groups;
-        bool initialized;           /* groups and revisions are recorded */
-} RolloutStatus;
+        bool initialized;           /* the ztunnel phase's groups and revisions are recorded */
+        PhaseStatus *phases;        /* every phase of the spec, in its order; n_phases 0: not started */
+        size_t n_phases;
+};
 
 /* Reads status (borrowed; NULL or {} → an uninitialized status). -MR_EPARSE naming the field. */
 int rollout_status_from_json(json_object *status, RolloutStatus **ret, MrError *err);
@@ -105,6 +121,17 @@ GroupStatus *rollout_status_group(RolloutStatus *s, const char *name);
 void group_set_state(GroupStatus *g, GroupState state, usec_t now);
 /* Replaces a group's message (NULL clears). 0 or -ENOMEM. */
 int group_set_message(GroupStatus *g, const char *fmt, ...) _printf_(2, 3);
+/* Index of the first phase not finished, or -1 when all are (or none is recorded). */
+int rollout_status_current_phase(const RolloutStatus *s);
+/* The record of a phase kind, or NULL. */
+PhaseStatus *rollout_status_phase(RolloutStatus *s, PhaseKind kind);
+/* Appends a Pending phase with an empty detail. 0 or -ENOMEM. */
+int rollout_status_add_phase(RolloutStatus *s, PhaseKind kind);
+/* Sets a phase's state, stamping since/startedAt/finishedAt as they apply; clears its message. */
+void phase_set_state(PhaseStatus *p, PhaseState state, usec_t now);
+/* Replaces a phase's message (NULL clears). 0 or -ENOMEM. */
+int phase_set_message(PhaseStatus *p, const char *fmt, ...) _printf_(2, 3);
+
 /* Sets phase, reason and message together. 0 or -ENOMEM. */
 int rollout_status_set_phase(RolloutStatus *s, RolloutPhase phase, const char *reason, const char *fmt, ...)
         _printf_(4, 5);
