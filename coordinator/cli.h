@@ -55,3 +55,4 @@ int cmd_pause(Cli *cli, int argc, char **argv);
 int cmd_resume(Cli *cli, int argc, char **argv);
 int cmd_rollback(Cli *cli, int argc, char **argv);
 int cmd_abort(Cli *cli, int argc, char **argv);
+int cmd_drain(Cli *cli, int argc, char **argv);

@@ -50,6 +50,15 @@
  * labels as the server does (policy/v1: an empty selector matches every
  * pod, a null one none).
  *
+ * A blocked pod is not left to its backoff alone: once its PDB is known,
+ * the namespace's PDBs are watched (one watch per namespace, started on
+ * the first block there), and when the PDB's status.disruptionsAllowed
+ * rises above 0 the pods it blocks are sent again at once, the longest
+ * blocked first, as many as it allows. kubectl retries every 5 s; here a
+ * pod behind a maxUnavailable: 1 budget leaves as soon as the previous
+ * one's replacement is Ready (the backoff stays as the fallback, for a
+ * watch that lags or a PDB that could not be named).
+ *
  * Finished pods (Succeeded/Failed) are deleted rather than evicted, with
  * their UID as precondition so a same-named replacement is never touched
  * (409 then means "replaced": gone).
@@ -117,6 +126,13 @@ typedef enum PodState {
 typedef struct DrainNode DrainNode;
 typedef struct DaemonSetCheck DaemonSetCheck;
 
+/* The PDBs of one namespace, watched once a pod there was blocked by one of them. */
+typedef struct PdbWatch {
+        Drain *drain;
+        char *ns;
+        KubeWatch *watch;
+} PdbWatch;
+
 typedef struct DrainPod {
         Drain *drain;
         DrainNode *node;
@@ -171,6 +187,8 @@ struct Drain {
         size_t n_pods;
         DaemonSetCheck **checks;
         size_t n_checks;
+        PdbWatch **pdb_watches;
+        size_t n_pdb_watches;
 
         Phase phase;
         unsigned in_flight;
@@ -412,6 +430,10 @@ static void teardown(Drain *d)
                 KubeWatch *w = TAKE_PTR(d->nodes[i].watch);
                 kube_watch_stop(w);
         }
+        for (size_t i = 0; i < d->n_pdb_watches; i++) {
+                KubeWatch *w = TAKE_PTR(d->pdb_watches[i]->watch);
+                kube_watch_stop(w);
+        }
         d->timeout_source = sd_event_source_disable_unref(d->timeout_source);
         if (d->progress_source)
                 (void)sd_event_source_set_enabled(d->progress_source, SD_EVENT_OFF);
@@ -612,6 +634,83 @@ static bool pdb_from_message(const char *message, char *buf, size_t size)
         return true;
 }
 
+/*
+ * A PDB allows `allowed` disruptions now: send that many of the pods it
+ * blocks (waiting for their retry timer) at once, the longest blocked first.
+ */
+static void pdb_allows(Drain *d, const char *pdb, int64_t allowed)
+{
+        bool woke = false;
+
+        while (allowed-- > 0) {
+                DrainPod *first = NULL;
+                for (size_t i = 0; i < d->n_pods; i++) {
+                        DrainPod *p = d->pods[i];
+                        if (p->state == POD_RETRY_WAIT && p->blocked && streq(p->pdb, pdb) &&
+                            (!first || p->blocked_seq < first->blocked_seq))
+                                first = p;
+                }
+                if (!first)
+                        break;
+                first->retry = sd_event_source_disable_unref(first->retry);
+                first->state = POD_QUEUED;
+                woke = true;
+        }
+        if (woke) {
+                changed(d);
+                advance(d);
+        }
+}
+
+static int on_pdb_event(KubeWatch *w, KubeWatchEventType type, json_object *obj, void *userdata)
+{
+        PdbWatch *pw = userdata;
+        Drain *d = pw->drain;
+        char key[256];
+        int64_t allowed = 0;
+
+        if (d->phase != PHASE_EVICTING || (type != KUBE_WATCH_ADDED && type != KUBE_WATCH_MODIFIED))
+                return 0;
+        if (mr_json_get_int(&allowed, obj, "status", "disruptionsAllowed", NULL) < 0 || allowed <= 0)
+                return 0;
+        snprintf(key, sizeof(key), "%s/%s", pw->ns, strempty(mr_json_get_str(obj, "metadata", "name", NULL)));
+        pdb_allows(d, key, allowed);
+        return 0;
+}
+
+/* The handler never fails, so this runs only from teardown's kube_watch_stop. */
+static void on_pdb_watch_stop(KubeWatch *w, int error, void *userdata)
+{
+}
+
+/*
+ * Watches the PDBs of p's namespace unless already done: from rv (the
+ * resourceVersion of the PDB list just read) when known, so nothing is
+ * listed twice, else informer-style. Failure only loses the early wake-up.
+ */
+static void pod_watch_pdbs(DrainPod *p, const char *rv)
+{
+        Drain *d = p->drain;
+        PdbWatch *pw, **a;
+
+        for (size_t i = 0; i < d->n_pdb_watches; i++)
+                if (streq(d->pdb_watches[i]->ns, p->ns))
+                        return;
+        a = reallocarray(d->pdb_watches, d->n_pdb_watches + 1, sizeof(*a));
+        if (!a)
+                return;
+        d->pdb_watches = a;
+        pw = calloc(1, sizeof(*pw));
+        if (!pw)
+                return;
+        *pw = (PdbWatch){.drain = d, .ns = strdup(p->ns)};
+        d->pdb_watches[d->n_pdb_watches++] = pw;
+        if (!pw->ns)
+                return;
+        KubeWatchOptions wo = {.resource = &KUBE_PDBS, .ns = pw->ns, .resource_version = isempty(rv) ? NULL : rv};
+        (void)kube_watch_start(d->client, &wo, on_pdb_event, on_pdb_watch_stop, pw, &pw->watch);
+}
+
 static void on_pdb_list(KubeClient *c, int error, json_object *body, const KubeStatus *st, void *userdata)
 {
         DrainPod *p = userdata;
@@ -633,6 +732,7 @@ static void on_pdb_list(KubeClient *c, int error, json_object *body, const KubeS
                         continue;
                 if (mr_selector_matches(s, labels)) {
                         snprintf(p->pdb, sizeof(p->pdb), "%s/%s", p->ns, name);
+                        pod_watch_pdbs(p, mr_json_get_str(body, "metadata", "resourceVersion", NULL));
                         changed(p->drain);
                         return;
                 }
@@ -647,6 +747,7 @@ static void pod_find_pdb(DrainPod *p, const KubeStatus *st)
 
         if (pdb_from_message(st->message, name, sizeof(name))) {
                 snprintf(p->pdb, sizeof(p->pdb), "%s/%s", p->ns, name);
+                pod_watch_pdbs(p, NULL);
                 return;
         }
         if (p->pdb[0] || p->pdb_call)
@@ -1173,6 +1274,11 @@ Drain *drain_free(Drain *d)
                 free(d->checks[i]);
         }
         free(d->checks);
+        for (size_t i = 0; i < d->n_pdb_watches; i++) {
+                free(d->pdb_watches[i]->ns);
+                free(d->pdb_watches[i]);
+        }
+        free(d->pdb_watches);
         for (size_t i = 0; i < d->n_nodes; i++) {
                 free(d->nodes[i].name);
                 json_object_put(d->nodes[i].listed);

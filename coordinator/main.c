@@ -54,6 +54,7 @@ static const struct {
         { "resume", cmd_resume, "resume a paused Rollout" },
         { "rollback", cmd_rollback, "roll one node group back to the previous ztunnel (--group NAME)" },
         { "abort", cmd_abort, "stop a Rollout and uncordon its current group" },
+        { "drain", cmd_drain, "cordon nodes and evict their pods, like kubectl drain, faster" },
         { "demo", cmd_demo, "upgrade ztunnel on a simulated cluster with real traffic, then in place, side by side" },
 };
 

@@ -91,6 +91,38 @@ int node_cordon_and_mark(KubeClient *c, const char *node, const char *rollout, c
         }
 }
 
+int node_cordon(KubeClient *c, const char *node, bool *ret_already, MrError *err)
+{
+        _cleanup_(json_object_putp) json_object *obj = NULL, *patch = NULL;
+        _cleanup_free_ char *path = NULL;
+        KubeStatus st;
+        int r;
+
+        if ((r = node_path(node, &path)) < 0)
+                return mr_error_set(err, r, "node %s: %s", node, mr_strerror(r));
+        r = kube_get(c, path, &obj, &st);
+        if (r == -ENOENT)
+                return mr_error_set(err, r, "node %s not found", node);
+        if (r < 0)
+                return mr_error_set(err, r, "node %s: %s", node, st.message[0] ? st.message : mr_strerror(r));
+        if (mr_json_get_bool(false, obj, "spec", "unschedulable", NULL)) {
+                if (ret_already)
+                        *ret_already = true;
+                return 0;
+        }
+        /* One field, kubectl's patch: no resourceVersion guard, the last writer of the same value wins. */
+        json_object *spec;
+        if (!(patch = json_object_new_object()) || !(spec = mr_json_ensure_object(patch, "spec", NULL)) ||
+            mr_json_set_bool(spec, "unschedulable", true) < 0)
+                return mr_error_set(err, -ENOMEM, "node %s: %s", node, mr_strerror(-ENOMEM));
+        r = kube_patch(c, path, KUBE_PATCH_MERGE, patch, NULL, &st);
+        if (r < 0)
+                return mr_error_set(err, r, "cordoning node %s: %s", node, st.message[0] ? st.message : mr_strerror(r));
+        if (ret_already)
+                *ret_already = false;
+        return 0;
+}
+
 int node_uncordon_and_unmark(KubeClient *c, const char *node, const char *rollout, MrError *err)
 {
         _cleanup_free_ char *path = NULL;

@@ -33,6 +33,15 @@ int node_cordon_and_mark(KubeClient *c, const char *node, const char *rollout, c
                          bool *ret_operator_cordoned, MrError *err);
 
 /*
+ * `kubectl cordon`: sets spec.unschedulable on node (one merge patch, no
+ * annotations: the operator's own cordon, which no rollout undoes). Writes
+ * nothing when the node is already unschedulable, and says so through
+ * *ret_already (may be NULL). Errors: -ENOENT (no such node), API errors;
+ * err names the node.
+ */
+int node_cordon(KubeClient *c, const char *node, bool *ret_already, MrError *err);
+
+/*
  * Removes meshroll's annotations and, when rollout cordoned the node,
  * uncordons it. A node that no longer exists is not an error.
  */

@@ -54,7 +54,8 @@ typedef struct Fake {
         const char *pdb_list;       /* body of GET …/poddisruptionbudgets */
         unsigned eviction_delay_ms; /* 201s are held back this long */
         bool expire_watches;        /* report deletions by 410 and a relist */
-        unsigned pdb_lists, ds_gets, deletes, posts, expired;
+        int pdb_allowed;            /* what a PDB watch reports as web-pdb's disruptionsAllowed */
+        unsigned pdb_lists, pdb_watches, ds_gets, deletes, posts, expired;
         usec_t eviction_at[MAX_EVICTIONS]; /* arrival times */
         char eviction_body[MAX_EVICTIONS][512];
         char delete_body[4][512];
@@ -84,7 +85,7 @@ static const char *const STATUS_500 =
     "pod has "
     "more than one PodDisruptionBudget, which the eviction subresource does not support.\",\"code\":500}";
 static const char *const PDB_LIST =
-    "{\"kind\":\"PodDisruptionBudgetList\",\"apiVersion\":\"policy/v1\",\"metadata\":{},\"items\":["
+    "{\"kind\":\"PodDisruptionBudgetList\",\"apiVersion\":\"policy/v1\",\"metadata\":{\"resourceVersion\":\"5\"},\"items\":["
     "{\"metadata\":{\"name\":\"api-pdb\",\"namespace\":\"shop\"},\"spec\":{\"selector\":{\"matchLabels\":{"
     "\"app\":\"api\"}}}},"
     "{\"metadata\":{\"name\":\"nothing\",\"namespace\":\"shop\"},\"spec\":{}},"
@@ -199,6 +200,21 @@ static void fake_handler(HttpFixture *hf, const HttpRequest *req, HttpResponse *
                         http_respond(resp, 404,
                                      "{\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"NotFound\","
                                      "\"code\":404}");
+                return;
+        }
+        if (sscanf(req->path, "/apis/policy/v1/namespaces/%63[^/]/poddisruptionbudgets", ns) == 1 &&
+            http_request_arg(req, "watch")) {
+                char ev[512];
+                /* a short watch connection: web-pdb as it is now, then the end */
+                f->pdb_watches++;
+                resp->status = 200;
+                snprintf(ev, sizeof(ev),
+                         "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"web-pdb\","
+                         "\"namespace\":\"%s\",\"resourceVersion\":\"%u\"},\"status\":{"
+                         "\"disruptionsAllowed\":%d}}}\n",
+                         ns, ++f->rv, f->pdb_allowed);
+                http_respond_chunk(resp, 0, ev);
+                resp->hold_ms = 30;
                 return;
         }
         if (sscanf(req->path, "/apis/policy/v1/namespaces/%63[^/]/poddisruptionbudgets", ns) == 1) {
@@ -461,6 +477,40 @@ static void test_refused_before_any_eviction(void **state)
         http_fixture_unlock(hf);
         run_stop(&r2);
 
+        http_fixture_free(hf);
+        fake_free(&f);
+}
+
+/* A 429 with a long backoff: the PDB watch saying disruptionsAllowed 1 sends the eviction again at once. */
+static void test_pdb_watch_wakes_blocked_pod(void **state)
+{
+        Fake f = {.pdb_list = PDB_LIST, .pdb_allowed = 1};
+        HttpFixture *hf;
+        Run r = {};
+
+        FakePod *p = fake_add(&f, POD("shop", "web-1", "n1",
+                                      ",\"labels\":{\"app\":\"web\"}" OWNER("ReplicaSet", "w")) RUNNING);
+        p->answers[0] = 429;
+        assert_int_equal(http_fixture_start(fake_handler, &f, &hf), 0);
+        run_start(&r, http_fixture_url(hf));
+
+        /* the backoff alone would retry after 60 s, far past the drain's 10 s timeout */
+        DrainOptions o = fast_options();
+        o.retry_base = o.retry_cap = 60 * USEC_PER_SEC;
+        const char *nodes[] = {"n1", NULL};
+        run_drain(&r, nodes, &o, 20 * USEC_PER_SEC);
+
+        assert_int_equal(r.error, 0);
+        assert_true(r.saw_blocked);
+        assert_string_equal(r.blocked.blocking_pdb, "shop/web-pdb");
+        assert_int_equal(r.final.gone, 1);
+        http_fixture_lock(hf);
+        assert_int_equal(f.posts, 2);
+        assert_int_equal(f.pdb_lists, 1); /* the watch starts from the list's resourceVersion */
+        assert_true(f.pdb_watches >= 1);
+        http_fixture_unlock(hf);
+
+        run_stop(&r);
         http_fixture_free(hf);
         fake_free(&f);
 }
@@ -934,6 +984,7 @@ int main(void)
                 cmocka_unit_test(test_own_grace_period),
                 cmocka_unit_test(test_refused_before_any_eviction),
                 cmocka_unit_test(test_pdb_blocks_then_allows),
+                cmocka_unit_test(test_pdb_watch_wakes_blocked_pod),
                 cmocka_unit_test(test_timeout_names_the_pdb),
                 cmocka_unit_test(test_eviction_answers),
                 cmocka_unit_test(test_gone_from_relist),
