@@ -194,10 +194,11 @@ static int smp_list(json_object **target, json_object *patch, const char *field,
                 if (!cur) {
                         json_object *add = NULL;
                         int r = smp_into(&add, e, NULL, depth + 1, err);
-                        if (r < 0)
-                                return r;
-                        if (json_object_array_add(*target, add) < 0)
-                                return -ENOMEM;
+                        if (r < 0 || json_object_array_add(*target, add) < 0) {
+                                /* A nested error after smp_into built part of the item (found by fuzz-patch). */
+                                json_object_put(add);
+                                return r < 0 ? r : -ENOMEM;
+                        }
                         continue;
                 }
                 json_object *merged = json_object_get(cur);
