@@ -613,7 +613,8 @@ static void do_create(SimApi *api, const SimRequest *req, const Route *rt, const
         } else if (rt->kind->has_status && rt->kind != &SIM_NODES && rt->kind != &SIM_NAMESPACES)
                 json_object_object_del(obj, "status");
 
-        r = sim_store_create(api->store, rt->kind, TAKE_PTR(obj), actor, &ret, &err);
+        /* The store takes a reference and drops it on failure; ours keeps meta's name alive for the error. */
+        r = sim_store_create(api->store, rt->kind, json_object_get(obj), actor, &ret, &err);
         if (r < 0)
                 return respond_error(resp, r, &err, rt->kind, mr_json_get_str(meta, "name", NULL));
         respond_json(resp, 201, ret);
