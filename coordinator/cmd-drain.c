@@ -68,11 +68,16 @@ static void on_progress(Drain *d, const DrainProgress *p, void *userdata)
                 c->evicting = true;
                 fprintf(stderr, "evicting %u pods (%u DaemonSet and mirror pods left alone)\n", p->total, p->skipped);
         }
+        /* one line per blocking PDB (per pod while its PDB is not known yet), not one per 429 */
         if (p->blocked_pod[0]) {
-                snprintf(blocker, sizeof(blocker), "%s%s%s", p->blocked_pod,
-                         p->blocking_pdb[0] ? " by PodDisruptionBudget " : "", p->blocking_pdb);
+                snprintf(blocker, sizeof(blocker), "%s", p->blocking_pdb[0] ? p->blocking_pdb : p->blocked_pod);
                 if (!streq(blocker, c->last_blocker)) {
-                        fprintf(stderr, "waiting: eviction of pod %s refused (429), retrying\n", blocker);
+                        if (p->blocking_pdb[0])
+                                fprintf(stderr, "waiting: PodDisruptionBudget %s allows no disruption now (pod %s); "
+                                                "retrying as soon as it does\n", p->blocking_pdb, p->blocked_pod);
+                        else
+                                fprintf(stderr, "waiting: eviction of pod %s refused (429); retrying\n",
+                                        p->blocked_pod);
                         snprintf(c->last_blocker, sizeof(c->last_blocker), "%s", blocker);
                 }
         } else
