@@ -154,14 +154,19 @@ static char *dir_of(const char *path)
 /*
  * Checks and canonicalizes a server URL: a missing scheme becomes https://
  * when TLS is configured and http:// otherwise (client-go's
- * DefaultServerURL); trailing slashes go. -EINVAL for another scheme or no host.
+ * DefaultServerURL); trailing slashes go. -EINVAL for another scheme, no
+ * host, a space or control character anywhere, or a port that is not a
+ * number from 1 to 65535; *ret_why then says which, for the caller's
+ * message (curl would otherwise fail later with "URL using bad/illegal
+ * format" and no field name).
  */
-static int server_normalize(const char *in, bool tls, char **ret)
+static int server_normalize(const char *in, bool tls, char **ret, const char **ret_why)
 {
-        const char *host;
+        const char *host, *end, *port = NULL;
         char *s = NULL;
         size_t len;
 
+        *ret_why = "expected an http:// or https:// URL";
         if ((host = startswith(in, "https://")) || (host = startswith(in, "http://"))) {
                 s = strdup(in);
         } else {
@@ -173,9 +178,39 @@ static int server_normalize(const char *in, bool tls, char **ret)
         }
         if (!s)
                 return -ENOMEM;
-        if (host[0] == 0 || host[0] == '/') {
+        for (const unsigned char *p = (const unsigned char *)in; *p; p++)
+                if (*p <= ' ' || *p == 0x7f) {
+                        *ret_why = "expected a URL without spaces or control characters";
+                        free(s);
+                        return -EINVAL;
+                }
+        end = host + strcspn(host, "/?#");
+        if (end == host) {
                 free(s);
                 return -EINVAL;
+        }
+        /* The port follows the last ':' of the authority, unless that ':' is inside an IPv6 "[…]". */
+        for (const char *p = end; p > host; p--)
+                if (p[-1] == ']')
+                        break;
+                else if (p[-1] == ':') {
+                        port = p;
+                        break;
+                }
+        if (port == host + 1) { /* ":6443": no host */
+                free(s);
+                return -EINVAL;
+        }
+        if (port) {
+                unsigned long n = 0;
+                const char *p = port;
+                while (p < end && *p >= '0' && *p <= '9' && n <= 65535)
+                        n = n * 10 + (unsigned long)(*p++ - '0');
+                if (p != end || n < 1 || n > 65535) {
+                        *ret_why = "expected a port from 1 to 65535 after the host";
+                        free(s);
+                        return -EINVAL;
+                }
         }
         len = strlen(s);
         while (len > 0 && s[len - 1] == '/')
@@ -183,6 +218,26 @@ static int server_normalize(const char *in, bool tls, char **ret)
         *ret = s;
         return 0;
 }
+
+/*
+ * A namespace is a DNS-1123 label (Kubernetes' ValidateNamespaceName):
+ * lowercase letters, digits and '-', starting and ending alphanumeric, at
+ * most 63 bytes. It goes into every request path, so a '/' or '..' must
+ * never get that far.
+ */
+static bool namespace_is_valid(const char *ns)
+{
+        size_t n = strlen(ns);
+
+        if (n == 0 || n > 63 || ns[0] == '-' || ns[n - 1] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((ns[i] >= 'a' && ns[i] <= 'z') || (ns[i] >= '0' && ns[i] <= '9') || ns[i] == '-'))
+                        return false;
+        return true;
+}
+
+#define NAMESPACE_EXPECTED "expected a namespace name (lowercase letters, digits and '-', at most 63)"
 
 /* ---- field extraction ----------------------------------------------- */
 
@@ -495,6 +550,8 @@ static int context_extract(json_object *entry, Where *w, char **cluster, char **
                 r = get_str(o, "user", w, user);
         if (r >= 0)
                 r = get_str(o, "namespace", w, ns);
+        if (r >= 0 && *ns && !namespace_is_valid(*ns))
+                r = field_fail(w, "namespace", NAMESPACE_EXPECTED ", got \"%s\"", *ns);
         return r;
 }
 
@@ -781,11 +838,12 @@ static int set_resolve(const Set *s, const char *context, KubeConfig **ret)
         if (!c->server)
                 return field_fail(&cw, "server", "expected the API server's URL");
         _cleanup_free_ char *server = TAKE_PTR(c->server);
+        const char *why;
         r = server_normalize(server, c->ca_file || c->ca_data || c->client_cert_file || c->client_cert_data ||
                                              c->insecure_skip_tls_verify,
-                             &c->server);
+                             &c->server, &why);
         if (r == -EINVAL)
-                return field_fail(&cw, "server", "expected an http:// or https:// URL, got \"%s\"", server);
+                return field_fail(&cw, "server", "%s, got \"%s\"", why, server);
         if (r < 0)
                 return r;
 
@@ -1027,10 +1085,10 @@ static int apply_flags(const KubeConfigOptions *o, KubeConfig *c, MrError *err)
 
         if (o->server) {
                 _cleanup_free_ char *s = NULL;
-                r = server_normalize(o->server, true, &s);
+                const char *why;
+                r = server_normalize(o->server, true, &s, &why);
                 if (r == -EINVAL)
-                        return mr_error_set(err, -MR_ECONFIG, "--server: expected an http:// or https:// URL, got \"%s\"",
-                                            o->server);
+                        return mr_error_set(err, -MR_ECONFIG, "--server: %s, got \"%s\"", why, o->server);
                 if (r < 0)
                         return r;
                 free(c->server);
@@ -1049,6 +1107,9 @@ static int apply_flags(const KubeConfigOptions *o, KubeConfig *c, MrError *err)
                         return -ENOMEM;
         }
         if (o->namespace) {
+                if (!namespace_is_valid(o->namespace))
+                        return mr_error_set(err, -MR_ECONFIG, "--namespace: " NAMESPACE_EXPECTED ", got \"%s\"",
+                                            o->namespace);
                 free(c->namespace);
                 c->namespace = strdup(o->namespace);
                 if (!c->namespace)
