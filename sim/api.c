@@ -312,31 +312,40 @@ static int parse_body(const SimRequest *req, json_object **ret, MrError *err)
  * a 100 000-pod list in pages of 500 cost 200 full walks (bench/).
  */
 typedef struct ListCtx {
+        SimStore *store;
         SimFilter *filter;
         size_t limit; /* items kept; 0: LIST_MAX_ITEMS */
-        json_object **items;
+        SimRaw *items; /* as stored: a page is copied out without parsing */
         size_t n, cap;
         size_t remaining; /* matches past the page */
 } ListCtx;
 
-static int list_cb(json_object *obj, void *userdata)
+static int list_cb(const SimRaw *raw, void *userdata)
 {
         ListCtx *c = userdata;
-        if (!sim_filter_matches(c->filter, obj))
-                return 0;
+        if (sim_filter_needs_object(c->filter)) {
+                size_t mark = sim_store_mark(c->store); /* the tree is only for the filter */
+                json_object *obj = sim_store_raw_object(c->store, raw);
+                bool match = obj && sim_filter_matches(c->filter, obj);
+                sim_store_release(c->store, mark);
+                if (!obj)
+                        return -ENOMEM;
+                if (!match)
+                        return 0;
+        }
         if (c->limit > 0 && c->n >= c->limit) {
                 c->remaining++;
                 return 0;
         }
         if (c->n == c->cap) {
                 size_t cap = MAX(c->cap * 2, (size_t)64);
-                json_object **v = realloc(c->items, cap * sizeof(*v));
+                SimRaw *v = realloc(c->items, cap * sizeof(*v));
                 if (!v)
                         return -ENOMEM;
                 c->items = v;
                 c->cap = cap;
         }
-        c->items[c->n++] = obj;
+        c->items[c->n++] = *raw;
         return c->n >= LIST_MAX_ITEMS ? 1 : 0;
 }
 
@@ -391,7 +400,7 @@ static void do_list(SimApi *api, const SimRequest *req, const Route *rt, SimResp
         _cleanup_free_ char *after_ns = NULL, *after_name = NULL, *next = NULL;
         SimFilter filter;
         MrError err = {};
-        ListCtx c = {.filter = &filter};
+        ListCtx c = {.store = api->store, .filter = &filter};
         uint64_t list_rv = sim_store_revision(api->store);
         int64_t limit = 0;
         char rvbuf[32], av[128];
@@ -422,24 +431,27 @@ static void do_list(SimApi *api, const SimRequest *req, const Route *rt, SimResp
                             &err);
         if (r < 0)
                 return respond_error(resp, r, &err, NULL, NULL);
-        r = sim_store_foreach_after(api->store, rt->kind, route_ns(rt), after_ns, after_name, list_cb, &c);
+        r = sim_store_foreach_raw(api->store, rt->kind, route_ns(rt), after_ns, after_name, list_cb, &c);
         sim_filter_done(&filter);
         if (r < 0) {
                 free(c.items);
                 return respond_error(resp, r, NULL, NULL, NULL);
         }
         size_t n = c.n, remaining = c.remaining;
-        if (remaining > 0) {
-                json_object *last = c.items[n - 1];
-                next = encode_continue(list_rv, strempty(mr_json_get_str(last, "metadata", "namespace", NULL)),
-                                       strempty(mr_json_get_str(last, "metadata", "name", NULL)));
-        }
+        if (remaining > 0)
+                next = encode_continue(list_rv, c.items[n - 1].ns, c.items[n - 1].name);
         snprintf(rvbuf, sizeof(rvbuf), "%" PRIu64, list_rv);
 
         if (sim_table_wanted(req->accept)) {
-                r = sim_table_render(api->store, rt->kind, c.items, n, rvbuf, next, query(req, "includeObject"),
-                                     sim_store_now(api->store), &resp->body);
+                _cleanup_free_ json_object **objs = calloc(MAX(n, (size_t)1), sizeof(json_object *));
+                bool ok = objs != NULL;
+                for (size_t i = 0; ok && i < n; i++)
+                        ok = (objs[i] = sim_store_raw_object(api->store, &c.items[i])) != NULL;
                 free(c.items);
+                if (!ok)
+                        return respond_error(resp, -ENOMEM, NULL, NULL, NULL);
+                r = sim_table_render(api->store, rt->kind, objs, n, rvbuf, next, query(req, "includeObject"),
+                                     sim_store_now(api->store), &resp->body);
                 if (r < 0)
                         return respond_error(resp, r, NULL, NULL, NULL);
                 resp->status = 200;
@@ -460,7 +472,7 @@ static void do_list(SimApi *api, const SimRequest *req, const Route *rt, SimResp
         for (size_t i = 0; i < n; i++) {
                 if (i)
                         fputc(',', f);
-                fputs(mr_json_compact(c.items[i]), f);
+                fwrite(c.items[i].json, 1, c.items[i].size, f);
         }
         fputs("]}", f);
         free(c.items);
@@ -1062,6 +1074,16 @@ static void dispatch(SimApi *api, const SimRequest *req, const Route *rt, SimRes
                         return do_watch(api, req, rt, resp);
                 if (collection)
                         return do_list(api, req, rt, resp);
+                size_t size;
+                const char *json = sim_table_wanted(req->accept)
+                                           ? NULL
+                                           : sim_store_get_json(api->store, rt->kind, route_ns(rt), rt->name, &size);
+                if (json) { /* as stored: nothing to parse */
+                        resp->body = memdup_nul(json, size);
+                        resp->body_size = size;
+                        resp->status = resp->body ? 200 : 0;
+                        return;
+                }
                 json_object *obj = lookup(api, rt, resp);
                 if (obj)
                         respond_object(api, req, rt, resp, 200, obj);

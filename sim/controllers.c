@@ -275,12 +275,11 @@ typedef struct Names {
         json_object *list; /* array of "ns/name" strings */
 } Names;
 
-static int collect_name(json_object *obj, void *userdata)
+static int collect_name(const SimRaw *raw, void *userdata)
 {
         Names *n = userdata;
         char key[512];
-        make_key(key, sizeof key, mr_json_get_str(obj, "metadata", "namespace", NULL),
-                 mr_json_get_str(obj, "metadata", "name", NULL));
+        make_key(key, sizeof key, raw->ns, raw->name);
         return json_object_array_add(n->list, json_object_new_string(key)) < 0 ? -ENOMEM : 0;
 }
 
@@ -302,13 +301,16 @@ static void run_key(SimControllers *c, SimCtrl id, const char *key, usec_t now)
                 const SimKind *k = primary_kind(id);
                 _cleanup_(json_object_putp) json_object *list = json_object_new_array();
                 Names n = { .list = list };
-                if (!k || !list || sim_store_foreach(c->store, k, ns[0] ? ns : NULL, collect_name, &n) < 0)
+                if (!k || !list || sim_store_foreach_raw(c->store, k, ns[0] ? ns : NULL, NULL, NULL, collect_name, &n) < 0)
                         return;
                 for (size_t i = 0; i < json_object_array_length(list); i++)
                         run_key(c, id, json_object_get_string(json_object_array_get_idx(list, i)), now);
                 return;
         }
+        /* A sync keeps nothing it borrowed: what it parsed goes when it returns. */
+        size_t mark = sim_store_mark(c->store);
         int r = syncs[id](c, ns[0] ? ns : NULL, name, now, &due);
+        sim_store_release(c->store, mark);
         if (r < 0 && r != -ENOENT)
                 due = now + USEC_PER_SEC; /* retry a failed sync a simulated second later */
         if (due > 0)

@@ -51,9 +51,14 @@ static int64_t get_int(json_object *o, int64_t def, const char *a, const char *b
 
 /* ---- ReplicaSet controller ------------------------------------------------------------------- */
 
+/*
+ * A ReplicaSet's pods, found through the store's owner index (only its own
+ * pods are parsed) and held by reference: a resync of every ReplicaSet used
+ * to deep-copy every pod of the namespace once per ReplicaSet.
+ */
 typedef struct RsPods {
         const char *uid;
-        json_object *list; /* owned copies */
+        json_object *list; /* references to the stored pods (read only) */
 } RsPods;
 
 static int collect_rs_pod(json_object *pod, void *userdata)
@@ -61,8 +66,11 @@ static int collect_rs_pod(json_object *pod, void *userdata)
         RsPods *p = userdata;
         if (!sim_is_controlled_by(pod, "ReplicaSet", p->uid))
                 return 0;
-        json_object *copy = mr_json_copy(pod);
-        return copy && json_object_array_add(p->list, copy) == 0 ? 0 : -ENOMEM;
+        if (json_object_array_add(p->list, json_object_get(pod)) < 0) {
+                json_object_put(pod);
+                return -ENOMEM;
+        }
+        return 0;
 }
 
 static bool pod_terminal(json_object *pod)
@@ -125,7 +133,7 @@ int sim_replicaset_sync(SimControllers *c, const char *ns, const char *name, use
         if (!selector || mr_selector_from_json(selector, &sel, NULL) < 0)
                 return 0;
         RsPods rp = { .uid = mr_json_get_str(rs, "metadata", "uid", NULL), .list = pods };
-        r = sim_store_foreach(s, &SIM_PODS, ns, collect_rs_pod, &rp);
+        r = sim_store_foreach_owned(s, &SIM_PODS, ns, rp.uid, collect_rs_pod, &rp);
         if (r < 0)
                 return r;
 
@@ -165,7 +173,7 @@ int sim_replicaset_sync(SimControllers *c, const char *ns, const char *name, use
         if (!pods)
                 return -ENOMEM;
         rp.list = pods;
-        r = sim_store_foreach(s, &SIM_PODS, ns, collect_rs_pod, &rp);
+        r = sim_store_foreach_owned(s, &SIM_PODS, ns, rp.uid, collect_rs_pod, &rp);
         if (r < 0)
                 return r;
         int64_t replicas = 0, labeled = 0, ready = 0, available = 0;

@@ -45,9 +45,9 @@ static bool owner_exists(SimStore *s, json_object *ref, const char *ns)
         return owner && (!uid || streq_ptr(uid, mr_json_get_str(owner, "metadata", "uid", NULL)));
 }
 
-static int scan(json_object *obj, void *userdata)
+/* An object's check, on its parsed tree. */
+static int scan_object(GcScan *g, json_object *obj)
 {
-        GcScan *g = userdata;
         json_object *refs = mr_json_get(obj, "metadata", "ownerReferences", NULL);
         if (!refs || !json_object_is_type(refs, json_type_array) || json_object_array_length(refs) == 0 ||
             sim_obj_is_deleting(obj))
@@ -66,6 +66,23 @@ static int scan(json_object *obj, void *userdata)
         return 0;
 }
 
+/*
+ * Objects are walked as stored: only those whose JSON names ownerReferences
+ * are parsed, each under a store mark released at once, so a resync over
+ * 100,000 pods never holds more than one tree.
+ */
+static int scan(const SimRaw *raw, void *userdata)
+{
+        GcScan *g = userdata;
+        if (!strstr(raw->json, "\"ownerReferences\""))
+                return 0;
+        size_t mark = sim_store_mark(g->s);
+        json_object *obj = sim_store_raw_object(g->s, raw);
+        int r = obj ? scan_object(g, obj) : -ENOMEM;
+        sim_store_release(g->s, mark);
+        return r;
+}
+
 int sim_gc_sync(SimControllers *c, const char *ns, const char *name, usec_t now, usec_t *ret_due)
 {
         SimStore *s = sim_controllers_store(c);
@@ -76,7 +93,7 @@ int sim_gc_sync(SimControllers *c, const char *ns, const char *name, usec_t now,
                 GcScan g = { .s = s, .orphans = orphans };
                 if (!orphans)
                         return -ENOMEM;
-                int r = sim_store_foreach(s, k, k->namespaced ? ns : NULL, scan, &g);
+                int r = sim_store_foreach_raw(s, k, k->namespaced ? ns : NULL, NULL, NULL, scan, &g);
                 if (r < 0)
                         return r;
                 for (size_t j = 0; j < json_object_array_length(orphans); j++) {

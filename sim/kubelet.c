@@ -72,11 +72,22 @@ typedef struct IpScan {
         bool used[256];
 } IpScan;
 
-static int scan_ip(json_object *pod, void *userdata)
+/*
+ * Reads status.podIP from the stored JSON (a node's pods are not parsed to
+ * allocate one address): the last "podIP" key, as status is written after
+ * metadata and spec.
+ */
+static int scan_ip(const SimRaw *raw, void *userdata)
 {
+        static const char key[] = "\"podIP\":\"";
         IpScan *scan = userdata;
-        const char *ip = mr_json_get_str(pod, "status", "podIP", NULL);
-        const char *last = ip ? strrchr(ip, '.') : NULL;
+        const char *ip = NULL;
+        for (const char *p = raw->json; (p = strstr(p, key)); p += sizeof key - 1)
+                ip = p + sizeof key - 1;
+        if (!ip)
+                return 0;
+        size_t n = strcspn(ip, "\"");
+        const char *last = memrchr(ip, '.', n);
         if (last) {
                 unsigned long v = strtoul(last + 1, NULL, 10);
                 if (v < 256)
@@ -101,7 +112,7 @@ static int allocate_pod_ip(SimStore *s, json_object *node, const char *node_name
                 snprintf(prefix, sizeof prefix, "10.%u.%u", 200 + (h >> 8) % 50, h % 256);
         }
         IpScan scan = {};
-        int r = sim_store_foreach_pod_on_node(s, node_name, scan_ip, &scan);
+        int r = sim_store_foreach_raw_on_node(s, node_name, scan_ip, &scan);
         if (r < 0)
                 return r;
         for (unsigned i = 2; i < 255; i++)

@@ -8,10 +8,21 @@
  *    list is a walk and a lookup a binary search. Pods have a second sorted
  *    array keyed by (spec.nodeName, namespace, name) for the kubelets and for
  *    drain's fieldSelector=spec.nodeName.
- *  - Objects are immutable once stored: every write stores a new json-c
- *    object and the old one lives on only through references held by the
- *    event history. That is what lets a watcher read an event's object (and
- *    its previous state for selector transitions) long after the write.
+ *  - Objects are kept serialized: an entry holds a blob (refcounted,
+ *    immutable: the compact JSON followed by the namespace and name), which
+ *    GET, LIST and watch send as it is. A json-c tree costs ~15 times its
+ *    JSON (every object node allocates a 16-slot hash table), so trees are
+ *    made on demand: parsed when a reader asks, kept in a scratch list
+ *    (and cached on the entry) until the lock is released or a mark is
+ *    released, then freed. The writer's own tree becomes the entry's cached
+ *    tree, so a write followed by reads under the same lock parses nothing.
+ *  - Every write stores a new blob and the old one lives on only through
+ *    the event history's references, which is what lets a watcher read an
+ *    event's object (and its previous state for selector transitions) long
+ *    after the write.
+ *  - Pods also index their node (spec.nodeName) and every object its
+ *    controller owner's uid, taken from the tree at write, so the kubelets
+ *    and the ReplicaSet controller find their pods without parsing others.
  *  - One global revision (etcd's): each write takes the next number, so the
  *    history is a ring of consecutive revisions and "the first event after
  *    RV" is an index computation. Events that fall off the ring raise the
@@ -33,12 +44,30 @@
 #define NAME_MAX_LEN 253
 #define VERBS_CR "delete deletecollection get list patch create update watch"
 
+/* An object's serialized state: JSON, then its namespace and name, NUL-separated. */
+typedef struct SimBlob {
+        uint32_t refs;
+        uint32_t ns_off, name_off;
+        size_t size; /* of the JSON */
+        char data[];
+} Blob;
+
 typedef struct Entry {
-        char *ns; /* "" for cluster-scoped */
-        char *name;
-        char *node; /* pods: spec.nodeName, or NULL */
-        json_object *obj;
+        Blob *blob;
+        char *node;       /* pods: spec.nodeName, or NULL */
+        char *owner;      /* uid of the controller ownerReference, or NULL */
+        json_object *obj; /* parsed tree, while in the scratch list at slot */
+        size_t slot;
 } Entry;
+
+/* A tree handed out under the lock; e is the entry it is the cached tree of, or NULL. */
+typedef struct Parsed {
+        json_object *obj;
+        Entry *e;
+} Parsed;
+
+#define E_NS(e) ((e)->blob->data + (e)->blob->ns_off)
+#define E_NAME(e) ((e)->blob->data + (e)->blob->name_off)
 
 typedef struct Table {
         const SimKind *kind;
@@ -78,6 +107,10 @@ struct SimStore {
         SimEvent *ring;
         size_t ring_cap, ring_start, ring_n;
         uint64_t floor;
+
+        Parsed *scratch;
+        size_t n_scratch, cap_scratch;
+        json_tokener *tok;
 };
 
 /* ---- clock ---- */
@@ -118,20 +151,20 @@ static size_t table_search(const Table *t, const char *ns, const char *name, boo
         size_t lo = 0, hi = t->n;
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
-                if (table_cmp(t->v[mid]->ns, t->v[mid]->name, ns, name) < 0)
+                if (table_cmp(E_NS(t->v[mid]), E_NAME(t->v[mid]), ns, name) < 0)
                         lo = mid + 1;
                 else
                         hi = mid;
         }
         if (found)
-                *found = lo < t->n && table_cmp(t->v[lo]->ns, t->v[lo]->name, ns, name) == 0;
+                *found = lo < t->n && table_cmp(E_NS(t->v[lo]), E_NAME(t->v[lo]), ns, name) == 0;
         return lo;
 }
 
 static int node_cmp(const Entry *a, const char *node, const char *ns, const char *name)
 {
         int r = strcmp(a->node, node);
-        return r != 0 ? r : table_cmp(a->ns, a->name, ns, name);
+        return r != 0 ? r : table_cmp(E_NS(a), E_NAME(a), ns, name);
 }
 
 static size_t node_search(const Table *t, const char *node, const char *ns, const char *name)
@@ -168,7 +201,7 @@ static int node_index_add(Table *t, Entry *e)
                 return 0;
         if (grow((void **)&t->by_node, &t->cap_node, t->n_node + 1, sizeof(Entry *)) < 0)
                 return -ENOMEM;
-        size_t i = node_search(t, e->node, e->ns, e->name);
+        size_t i = node_search(t, e->node, E_NS(e), E_NAME(e));
         memmove(t->by_node + i + 1, t->by_node + i, (t->n_node - i) * sizeof(Entry *));
         t->by_node[i] = e;
         t->n_node++;
@@ -179,22 +212,107 @@ static void node_index_del(Table *t, Entry *e)
 {
         if (!e->node)
                 return;
-        size_t i = node_search(t, e->node, e->ns, e->name);
+        size_t i = node_search(t, e->node, E_NS(e), E_NAME(e));
         if (i < t->n_node && t->by_node[i] == e) {
                 memmove(t->by_node + i, t->by_node + i + 1, (t->n_node - i - 1) * sizeof(Entry *));
                 t->n_node--;
         }
 }
 
-static Entry *entry_free(Entry *e)
+static Blob *blob_ref(Blob *b)
+{
+        if (b)
+                b->refs++;
+        return b;
+}
+
+static Blob *blob_unref(Blob *b)
+{
+        if (b && --b->refs == 0)
+                free(b);
+        return NULL;
+}
+
+/* A blob of obj's compact JSON with its key (ns "" for cluster scope). refs = 1. */
+static Blob *blob_new(json_object *obj, const char *ns, const char *name)
+{
+        size_t len = 0;
+        const char *json = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                             &len);
+        size_t nsl = strlen(strempty(ns)), nl = strlen(strempty(name));
+        if (!json)
+                return NULL;
+        Blob *b = malloc(sizeof(Blob) + len + nsl + nl + 3);
+        if (!b)
+                return NULL;
+        b->refs = 1;
+        b->size = len;
+        b->ns_off = (uint32_t)(len + 1);
+        b->name_off = (uint32_t)(len + nsl + 2);
+        memcpy(b->data, json, len + 1);
+        memcpy(b->data + b->ns_off, strempty(ns), nsl + 1);
+        memcpy(b->data + b->name_off, strempty(name), nl + 1);
+        return b;
+}
+
+/* Hands obj (a reference is taken over) out under the lock; as e's cached tree when e is set. */
+static int scratch_push(SimStore *s, json_object *obj, Entry *e)
+{
+        if (grow((void **)&s->scratch, &s->cap_scratch, s->n_scratch + 1, sizeof(Parsed)) < 0) {
+                json_object_put(obj);
+                return -ENOMEM;
+        }
+        if (e) {
+                if (e->obj)
+                        s->scratch[e->slot].e = NULL; /* the previous tree stays valid until released */
+                e->obj = obj;
+                e->slot = s->n_scratch;
+        }
+        s->scratch[s->n_scratch++] = (Parsed){obj, e};
+        return 0;
+}
+
+size_t sim_store_mark(SimStore *s)
+{
+        return s->n_scratch;
+}
+
+void sim_store_release(SimStore *s, size_t mark)
+{
+        while (s->n_scratch > mark) {
+                Parsed *p = &s->scratch[--s->n_scratch];
+                if (p->e)
+                        p->e->obj = NULL;
+                json_object_put(p->obj);
+        }
+}
+
+/* Parses a blob (our own output) into a tree handed out under the lock. NULL on ENOMEM. */
+static json_object *blob_parse(SimStore *s, const Blob *b, Entry *e)
+{
+        if (!s->tok && !(s->tok = json_tokener_new()))
+                return NULL;
+        json_tokener_reset(s->tok);
+        json_object *o = json_tokener_parse_ex(s->tok, b->data, (int)b->size);
+        if (!o || scratch_push(s, o, e) < 0)
+                return NULL;
+        return o;
+}
+
+static json_object *entry_object(SimStore *s, Entry *e)
+{
+        return e->obj ? e->obj : blob_parse(s, e->blob, e);
+}
+
+static Entry *entry_free(SimStore *s, Entry *e)
 {
         if (!e)
                 return NULL;
-        free(e->ns);
-        free(e->name);
-        free(e->node);
         if (e->obj)
-                json_object_put(e->obj);
+                s->scratch[e->slot].e = NULL;
+        blob_unref(e->blob);
+        free(e->node);
+        free(e->owner);
         free(e);
         return NULL;
 }
@@ -258,11 +376,8 @@ static int invalid(MrError *err, const SimKind *k, const char *name, const char 
 
 static void event_clear(SimEvent *ev)
 {
-        if (ev->obj)
-                json_object_put(ev->obj);
-        if (ev->old)
-                json_object_put(ev->old);
-        free(ev->obj_json);
+        blob_unref(ev->obj_);
+        blob_unref(ev->old_);
         *ev = (SimEvent){};
 }
 
@@ -310,7 +425,7 @@ SimStore *sim_store_free(SimStore *s)
         for (size_t i = 0; i < s->n_tables; i++) {
                 Table *t = &s->tables[i];
                 for (size_t j = 0; j < t->n; j++)
-                        entry_free(t->v[j]);
+                        entry_free(s, t->v[j]);
                 free(t->v);
                 free(t->by_node);
         }
@@ -326,6 +441,10 @@ SimStore *sim_store_free(SimStore *s)
                         event_clear(&s->ring[(s->ring_start + i) % s->ring_cap]);
         free(s->ring);
         free(s->observers);
+        sim_store_release(s, 0);
+        free(s->scratch);
+        if (s->tok)
+                json_tokener_free(s->tok);
         pthread_cond_destroy(&s->cond);
         pthread_mutex_destroy(&s->mutex);
         free(s);
@@ -339,6 +458,7 @@ void sim_store_lock(SimStore *s)
 
 void sim_store_unlock(SimStore *s)
 {
+        sim_store_release(s, 0);
         pthread_mutex_unlock(&s->mutex);
 }
 
@@ -573,11 +693,24 @@ const SimEvent *sim_store_history_after(SimStore *s, uint64_t rev)
         return &s->ring[(s->ring_start + idx) % s->ring_cap];
 }
 
-const char *sim_event_json(SimEvent *ev)
+const char *sim_event_json(const SimEvent *ev)
 {
-        if (!ev->obj_json)
-                ev->obj_json = strdup(mr_json_compact(ev->obj));
-        return ev->obj_json;
+        return ev->obj_->data;
+}
+
+const char *sim_event_ns(const SimEvent *ev)
+{
+        return ev->obj_->data + ev->obj_->ns_off;
+}
+
+json_object *sim_event_object(SimStore *s, const SimEvent *ev)
+{
+        return blob_parse(s, ev->obj_, NULL);
+}
+
+json_object *sim_event_old(SimStore *s, const SimEvent *ev)
+{
+        return ev->old_ ? blob_parse(s, ev->old_, NULL) : NULL;
 }
 
 int sim_store_wait(SimStore *s, usec_t real_timeout)
@@ -589,6 +722,7 @@ int sim_store_wait(SimStore *s, usec_t real_timeout)
         uint64_t ns = (uint64_t)ts.tv_nsec + (real_timeout % USEC_PER_SEC) * NSEC_PER_USEC;
         ts.tv_sec += (time_t)(real_timeout / USEC_PER_SEC + ns / 1000000000ULL);
         ts.tv_nsec = (long)(ns % 1000000000ULL);
+        sim_store_release(s, 0); /* the lock is released while waiting: so is everything borrowed */
         int r = pthread_cond_timedwait(&s->cond, &s->mutex, &ts);
         return r == ETIMEDOUT ? -ETIMEDOUT : 0;
 }
@@ -609,11 +743,11 @@ void sim_store_audit(SimStore *s, const char *verb, const char *actor, const Sim
 
 /*
  * Records a write that already got revision s->revision: history, observers,
- * audit, waiters. obj is the stored state (a reference is taken), old the
- * previous one or NULL.
+ * audit, waiters. obj is the stored state and blob its serialization, old and
+ * old_blob the previous ones or NULL (the history takes blob references).
  */
-static void commit(SimStore *s, const SimKind *k, SimEventType type, json_object *obj, json_object *old,
-                   const char *verb, const char *actor)
+static void commit(SimStore *s, const SimKind *k, SimEventType type, json_object *obj, Blob *blob,
+                   json_object *old, Blob *old_blob, const char *verb, const char *actor)
 {
         SimEvent *ev;
 
@@ -629,8 +763,8 @@ static void commit(SimStore *s, const SimKind *k, SimEventType type, json_object
                 .revision = s->revision,
                 .kind = k,
                 .type = type,
-                .obj = json_object_get(obj),
-                .old = old ? json_object_get(old) : NULL,
+                .obj_ = blob_ref(blob),
+                .old_ = blob_ref(old_blob),
         };
         s->ring_n++;
 
@@ -760,42 +894,76 @@ static int set_type_meta(const SimKind *k, json_object *o)
 
 /* ---- writes ---- */
 
-static int table_insert(Table *t, json_object *obj, Entry **ret)
+/* The uid of obj's controller ownerReference, or NULL. */
+static const char *owner_uid(json_object *obj)
+{
+        json_object *refs = mr_json_get(obj, "metadata", "ownerReferences", NULL);
+        if (!refs || !json_object_is_type(refs, json_type_array))
+                return NULL;
+        for (size_t i = 0; i < json_object_array_length(refs); i++) {
+                json_object *ref = json_object_array_get_idx(refs, i);
+                if (mr_json_get_bool(false, ref, "controller", NULL))
+                        return mr_json_get_str(ref, "uid", NULL);
+        }
+        return NULL;
+}
+
+static int set_str(char **p, const char *v)
+{
+        if (streq_ptr(*p, v))
+                return 0;
+        char *n = v ? strdup(v) : NULL;
+        if (v && !n)
+                return -ENOMEM;
+        free(*p);
+        *p = n;
+        return 0;
+}
+
+/*
+ * Stores obj (its reference is taken over, also on failure) as a new entry:
+ * serialized into a blob, and kept as the entry's cached tree.
+ */
+static int table_insert(SimStore *s, Table *t, json_object *obj, Entry **ret)
 {
         const SimKind *k = t->kind;
         const char *node = pod_node(k, obj);
         Entry *e = calloc(1, sizeof(*e));
         bool found;
 
-        if (!e)
-                return -ENOMEM;
-        e->ns = strdup(obj_ns(k, obj));
-        e->name = strdup(obj_name(obj));
-        e->node = node ? strdup(node) : NULL;
-        if (!e->ns || !e->name || (node && !e->node) ||
-            grow((void **)&t->v, &t->cap, t->n + 1, sizeof(Entry *)) < 0 || node_index_add(t, e) < 0) {
-                entry_free(e);
+        if (!e) {
+                json_object_put(obj);
                 return -ENOMEM;
         }
-        size_t i = table_search(t, e->ns, e->name, &found);
+        e->blob = blob_new(obj, obj_ns(k, obj), obj_name(obj));
+        if (!e->blob || set_str(&e->node, node) < 0 || set_str(&e->owner, owner_uid(obj)) < 0 ||
+            grow((void **)&t->v, &t->cap, t->n + 1, sizeof(Entry *)) < 0) {
+                json_object_put(obj);
+                entry_free(s, e);
+                return -ENOMEM;
+        }
+        if (scratch_push(s, obj, e) < 0 || node_index_add(t, e) < 0) {
+                entry_free(s, e);
+                return -ENOMEM;
+        }
+        size_t i = table_search(t, E_NS(e), E_NAME(e), &found);
         memmove(t->v + i + 1, t->v + i, (t->n - i) * sizeof(Entry *));
         t->v[i] = e;
         t->n++;
-        e->obj = json_object_get(obj);
         *ret = e;
         return 0;
 }
 
-static void table_delete(Table *t, Entry *e)
+static void table_delete(SimStore *s, Table *t, Entry *e)
 {
         bool found;
-        size_t i = table_search(t, e->ns, e->name, &found);
+        size_t i = table_search(t, E_NS(e), E_NAME(e), &found);
         if (found && t->v[i] == e) {
                 memmove(t->v + i, t->v + i + 1, (t->n - i - 1) * sizeof(Entry *));
                 t->n--;
         }
         node_index_del(t, e);
-        entry_free(e);
+        entry_free(s, e);
 }
 
 static Entry *table_find(Table *t, const char *ns, const char *name)
@@ -807,25 +975,41 @@ static Entry *table_find(Table *t, const char *ns, const char *name)
         return found ? t->v[i] : NULL;
 }
 
-/* Replaces e's object with obj (a new reference is taken), keeping the node index right. */
-static int entry_replace(Table *t, Entry *e, json_object *obj)
+/*
+ * Replaces e's state with obj (its reference is taken over, also on
+ * failure), keeping the indexes right. *ret_old receives the previous blob
+ * (owned by the caller), for the history.
+ */
+static int entry_replace(SimStore *s, Table *t, Entry *e, json_object *obj, Blob **ret_old)
 {
         const char *node = pod_node(t->kind, obj);
+        Blob *b = blob_new(obj, E_NS(e), E_NAME(e));
+        if (!b || set_str(&e->owner, owner_uid(obj)) < 0) {
+                free(b);
+                json_object_put(obj);
+                return -ENOMEM;
+        }
         if (!streq_ptr(node, e->node)) {
                 char *n = node ? strdup(node) : NULL;
-                if (node && !n)
+                if (node && !n) {
+                        free(b);
+                        json_object_put(obj);
                         return -ENOMEM;
+                }
                 node_index_del(t, e);
                 free(e->node);
                 e->node = n;
                 if (node_index_add(t, e) < 0) {
                         free(e->node);
                         e->node = NULL;
-                        return -ENOMEM;
                 }
         }
-        json_object_put(e->obj);
-        e->obj = json_object_get(obj);
+        if (scratch_push(s, obj, e) < 0) {
+                free(b);
+                return -ENOMEM;
+        }
+        *ret_old = e->blob;
+        e->blob = b;
         return 0;
 }
 
@@ -922,10 +1106,10 @@ int sim_store_create(SimStore *s, const SimKind *k, json_object *obj, const char
         }
         if (set_rv(o, s->revision + 1) < 0)
                 return -ENOMEM;
-        if ((r = table_insert(t, o, &e)) < 0)
+        if ((r = table_insert(s, t, TAKE_PTR(o), &e)) < 0)
                 return mr_error_set(err, r, "out of memory");
         s->revision++;
-        commit(s, k, SIM_EVENT_ADDED, e->obj, NULL, "create", actor);
+        commit(s, k, SIM_EVENT_ADDED, e->obj, e->blob, NULL, NULL, "create", actor);
         if (ret)
                 *ret = e->obj;
         return 0;
@@ -935,7 +1119,18 @@ json_object *sim_store_get(SimStore *s, const SimKind *k, const char *ns, const 
 {
         Table *t = table_for(s, k);
         Entry *e = t ? table_find(t, ns, name) : NULL;
-        return e ? e->obj : NULL;
+        return e ? entry_object(s, e) : NULL;
+}
+
+const char *sim_store_get_json(SimStore *s, const SimKind *k, const char *ns, const char *name, size_t *ret_size)
+{
+        Table *t = table_for(s, k);
+        Entry *e = t ? table_find(t, ns, name) : NULL;
+        if (!e)
+                return NULL;
+        if (ret_size)
+                *ret_size = e->blob->size;
+        return e->blob->data;
 }
 
 static bool has_finalizers(json_object *o)
@@ -947,16 +1142,25 @@ static bool has_finalizers(json_object *o)
 /* Removes e from t as a write: DELETED event with the deletion revision. */
 static int remove_entry(SimStore *s, Table *t, Entry *e, const char *verb, const char *actor, json_object **ret)
 {
-        _cleanup_(json_object_putp) json_object *last = mr_json_copy(e->obj);
-        if (!last || set_rv(last, s->revision + 1) < 0)
+        json_object *old = entry_object(s, e);
+        json_object *last = old ? mr_json_copy(old) : NULL;
+        if (!last || set_rv(last, s->revision + 1) < 0) {
+                json_object_put(last);
                 return -ENOMEM;
+        }
+        if (scratch_push(s, last, NULL) < 0)
+                return -ENOMEM;
+        Blob *b = blob_new(last, E_NS(e), E_NAME(e));
+        if (!b)
+                return -ENOMEM;
+        Blob *old_blob = blob_ref(e->blob);
         s->revision++;
-        json_object *old = json_object_get(e->obj);
-        table_delete(t, e);
-        commit(s, t->kind, SIM_EVENT_DELETED, last, old, verb, actor);
-        json_object_put(old);
+        table_delete(s, t, e);
+        commit(s, t->kind, SIM_EVENT_DELETED, last, b, old, old_blob, verb, actor);
+        blob_unref(b);
+        blob_unref(old_blob);
         if (ret)
-                *ret = last; /* the history holds a reference until unlock at least */
+                *ret = last; /* borrowed from the scratch list: until unlock */
         return 0;
 }
 
@@ -982,7 +1186,9 @@ int sim_store_update(SimStore *s, const SimKind *k, json_object *obj, unsigned f
         e = table_find(t, mr_json_get_str(o, "metadata", "namespace", NULL), name);
         if (!e)
                 return not_found(err, k, name);
-        old = e->obj;
+        old = entry_object(s, e);
+        if (!old)
+                return -ENOMEM;
         old_meta = mr_json_get(old, "metadata", NULL);
 
         rv = mr_json_get_str(o, "metadata", "resourceVersion", NULL);
@@ -1055,23 +1261,23 @@ int sim_store_update(SimStore *s, const SimKind *k, json_object *obj, unsigned f
                 int64_t g = 0;
                 (void)mr_json_get_int(&g, n, "metadata", "deletionGracePeriodSeconds", NULL);
                 if (g == 0) {
-                        if ((r = entry_replace(t, e, n)) < 0)
+                        Blob *was = NULL;
+                        if ((r = entry_replace(s, t, e, TAKE_PTR(n), &was)) < 0)
                                 return r;
+                        blob_unref(was);
                         return remove_entry(s, t, e, "update", actor, ret);
                 }
         }
 
         if (set_rv(n, s->revision + 1) < 0)
                 return -ENOMEM;
-        json_object *prev = json_object_get(old);
-        if ((r = entry_replace(t, e, n)) < 0) {
-                json_object_put(prev);
+        Blob *prev = NULL;
+        if ((r = entry_replace(s, t, e, TAKE_PTR(n), &prev)) < 0)
                 return mr_error_set(err, r, "out of memory");
-        }
         s->revision++;
-        commit(s, k, SIM_EVENT_MODIFIED, e->obj, prev,
+        commit(s, k, SIM_EVENT_MODIFIED, e->obj, e->blob, old, prev,
                flags & SIM_UPDATE_STATUS ? "update-status" : flags & SIM_UPDATE_PATCH ? "patch" : "update", actor);
-        json_object_put(prev);
+        blob_unref(prev);
         if (ret)
                 *ret = e->obj;
         return 0;
@@ -1091,7 +1297,9 @@ int sim_store_delete(SimStore *s, const SimKind *k, const char *ns, const char *
 
         if (!e)
                 return not_found(err, k, name);
-        old = e->obj;
+        old = entry_object(s, e);
+        if (!old)
+                return -ENOMEM;
         uid = mr_json_get_str(old, "metadata", "uid", NULL);
         rv = mr_json_get_str(old, "metadata", "resourceVersion", NULL);
         if (precondition_uid && !streq_ptr(precondition_uid, uid))
@@ -1132,14 +1340,12 @@ int sim_store_delete(SimStore *s, const SimKind *k, const char *ns, const char *
                 if (!meta || mr_json_set_str(meta, "deletionTimestamp", (format_time(s, (usec_t)grace * USEC_PER_SEC, buf), buf)) < 0 ||
                     mr_json_set_int(meta, "deletionGracePeriodSeconds", grace) < 0 || set_rv(n, s->revision + 1) < 0)
                         return -ENOMEM;
-                json_object *prev = json_object_get(old);
-                if ((r = entry_replace(t, e, n)) < 0) {
-                        json_object_put(prev);
+                Blob *prev = NULL;
+                if ((r = entry_replace(s, t, e, TAKE_PTR(n), &prev)) < 0)
                         return r;
-                }
                 s->revision++;
-                commit(s, k, SIM_EVENT_MODIFIED, e->obj, prev, "delete", actor);
-                json_object_put(prev);
+                commit(s, k, SIM_EVENT_MODIFIED, e->obj, e->blob, old, prev, "delete", actor);
+                blob_unref(prev);
                 if (ret)
                         *ret = e->obj;
                 return 1;
@@ -1163,25 +1369,80 @@ int sim_store_foreach(SimStore *s, const SimKind *k, const char *ns, sim_foreach
         return sim_store_foreach_after(s, k, ns, NULL, NULL, cb, userdata);
 }
 
-int sim_store_foreach_after(SimStore *s, const SimKind *k, const char *ns, const char *after_ns,
-                            const char *after_name, sim_foreach_t cb, void *userdata)
+/* The first index of a walk over ns (NULL: all) after (after_ns, after_name). */
+static size_t walk_start(Table *t, const char *ns, const char *after_ns, const char *after_name)
 {
-        Table *t = table_for(s, k);
         size_t i = 0;
-
-        if (!t)
-                return -ENOENT;
-        if (ns && k->namespaced)
+        if (ns && t->kind->namespaced)
                 i = table_search(t, ns, "", NULL);
         if (after_name) {
                 bool found;
                 size_t j = table_search(t, strempty(after_ns), after_name, &found);
                 i = MAX(i, found ? j + 1 : j);
         }
-        for (; i < t->n; i++) {
-                if (ns && k->namespaced && !streq(t->v[i]->ns, ns))
+        return i;
+}
+
+int sim_store_foreach_after(SimStore *s, const SimKind *k, const char *ns, const char *after_ns,
+                            const char *after_name, sim_foreach_t cb, void *userdata)
+{
+        Table *t = table_for(s, k);
+        if (!t)
+                return -ENOENT;
+        for (size_t i = walk_start(t, ns, after_ns, after_name); i < t->n; i++) {
+                if (ns && k->namespaced && !streq(E_NS(t->v[i]), ns))
                         break;
-                int r = cb(t->v[i]->obj, userdata);
+                json_object *o = entry_object(s, t->v[i]);
+                if (!o)
+                        return -ENOMEM;
+                int r = cb(o, userdata);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+int sim_store_foreach_raw(SimStore *s, const SimKind *k, const char *ns, const char *after_ns,
+                          const char *after_name, sim_raw_foreach_t cb, void *userdata)
+{
+        Table *t = table_for(s, k);
+        if (!t)
+                return -ENOENT;
+        for (size_t i = walk_start(t, ns, after_ns, after_name); i < t->n; i++) {
+                Entry *e = t->v[i];
+                if (ns && k->namespaced && !streq(E_NS(e), ns))
+                        break;
+                SimRaw raw = {.ns = E_NS(e), .name = E_NAME(e), .json = e->blob->data, .size = e->blob->size, .entry = e};
+                int r = cb(&raw, userdata);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+json_object *sim_store_raw_object(SimStore *s, const SimRaw *raw)
+{
+        return entry_object(s, raw->entry);
+}
+
+int sim_store_foreach_owned(SimStore *s, const SimKind *k, const char *ns, const char *owner_uid, sim_foreach_t cb,
+                            void *userdata)
+{
+        Table *t = table_for(s, k);
+        if (!t)
+                return -ENOENT;
+        if (isempty(owner_uid))
+                return 0;
+        for (size_t i = walk_start(t, ns, NULL, NULL); i < t->n; i++) {
+                Entry *e = t->v[i];
+                if (ns && k->namespaced && !streq(E_NS(e), ns))
+                        break;
+                if (!streq_ptr(e->owner, owner_uid))
+                        continue;
+                json_object *o = entry_object(s, e);
+                if (!o)
+                        return -ENOMEM;
+                int r = cb(o, userdata);
                 if (r != 0)
                         return r;
         }
@@ -1194,7 +1455,25 @@ int sim_store_foreach_pod_on_node(SimStore *s, const char *node, sim_foreach_t c
         if (!t || isempty(node))
                 return 0;
         for (size_t i = node_search(t, node, "", ""); i < t->n_node && streq(t->by_node[i]->node, node); i++) {
-                int r = cb(t->by_node[i]->obj, userdata);
+                json_object *o = entry_object(s, t->by_node[i]);
+                if (!o)
+                        return -ENOMEM;
+                int r = cb(o, userdata);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+int sim_store_foreach_raw_on_node(SimStore *s, const char *node, sim_raw_foreach_t cb, void *userdata)
+{
+        Table *t = table_for(s, &SIM_PODS);
+        if (!t || isempty(node))
+                return 0;
+        for (size_t i = node_search(t, node, "", ""); i < t->n_node && streq(t->by_node[i]->node, node); i++) {
+                Entry *e = t->by_node[i];
+                SimRaw raw = {.ns = E_NS(e), .name = E_NAME(e), .json = e->blob->data, .size = e->blob->size, .entry = e};
+                int r = cb(&raw, userdata);
                 if (r != 0)
                         return r;
         }
@@ -1209,7 +1488,7 @@ size_t sim_store_count(SimStore *s, const SimKind *k, const char *ns)
                 return 0;
         if (!ns || !k->namespaced)
                 return t->n;
-        for (size_t i = table_search(t, ns, "", NULL); i < t->n && streq(t->v[i]->ns, ns); i++)
+        for (size_t i = table_search(t, ns, "", NULL); i < t->n && streq(E_NS(t->v[i]), ns); i++)
                 c++;
         return c;
 }

@@ -3,17 +3,24 @@
  * store.h — the simulator's object store: the "etcd + registry" of
  * meshroll-kubesim.
  *
- * One store holds every object of the simulated cluster as json-c objects,
- * keyed by kind, namespace and name, under one global resourceVersion
- * counter (as etcd's revision: every write gets the next number, and an
- * object's metadata.resourceVersion is the revision of its last write).
+ * One store holds every object of the simulated cluster, keyed by kind,
+ * namespace and name, under one global resourceVersion counter (as etcd's
+ * revision: every write gets the next number, and an object's
+ * metadata.resourceVersion is the revision of its last write).
+ *
+ * Objects are kept serialized (their compact JSON, which is what GET, LIST
+ * and watch send) and parsed into json-c trees on demand: a json-c tree
+ * costs ~15 times its JSON, and a 100,000-pod cluster must fit in well under
+ * 1 GiB (docs/simulator.md, "Memory").
  *
  * Concurrency: the HTTP threads and the controller thread share the store
  * under one mutex. Every function below requires the caller to hold it
  * (sim_store_lock/unlock) — except sim_store_new/free and the lock calls.
  * Objects returned are borrowed from the store: valid until the lock is
- * released or the next write to that object; copy (mr_json_copy) what must
- * outlive that.
+ * released (sim_store_unlock, or sim_store_wait while it waits) or until
+ * sim_store_release() drops them; copy (mr_json_copy) or reference
+ * (json_object_get) what must outlive that. A borrowed object must never be
+ * modified: write a copy back instead.
  *
  * Writes (create, update, delete, remove) do what the real registry does:
  * create fills uid, creationTimestamp, resourceVersion, generation (1),
@@ -163,6 +170,50 @@ int sim_store_foreach_after(SimStore *s, const SimKind *k, const char *ns, const
 /* Pods bound to node (spec.nodeName index), same contract as foreach. */
 int sim_store_foreach_pod_on_node(SimStore *s, const char *node, sim_foreach_t cb, void *userdata);
 
+/*
+ * Objects of kind k in ns (NULL: all) whose controller ownerReference
+ * (controller: true) has this uid — an index kept at write, so a
+ * ReplicaSet finds its pods without parsing its namespace's. Same contract
+ * as foreach.
+ */
+int sim_store_foreach_owned(SimStore *s, const SimKind *k, const char *ns, const char *owner_uid, sim_foreach_t cb,
+                            void *userdata);
+
+/*
+ * A stored object as it is kept: its key and its compact JSON, exactly the
+ * bytes GET, LIST and watch send. Every pointer is borrowed (valid until
+ * unlock or the next write to that object). sim_store_raw_object() parses
+ * it into a borrowed tree when the fields are needed.
+ */
+typedef struct SimRaw {
+        const char *ns;   /* "" for cluster-scoped kinds */
+        const char *name;
+        const char *json; /* NUL-terminated */
+        size_t size;      /* strlen(json) */
+        void *entry;      /* private */
+} SimRaw;
+typedef int (*sim_raw_foreach_t)(const SimRaw *raw, void *userdata);
+/* foreach_after without parsing: cb sees every object as SimRaw. Same order and return rules. */
+int sim_store_foreach_raw(SimStore *s, const SimKind *k, const char *ns, const char *after_ns,
+                          const char *after_name, sim_raw_foreach_t cb, void *userdata);
+/* Pods bound to node, as stored (foreach_pod_on_node without parsing). */
+int sim_store_foreach_raw_on_node(SimStore *s, const char *node, sim_raw_foreach_t cb, void *userdata);
+/* The object behind raw, parsed (borrowed, as sim_store_get). NULL on ENOMEM. */
+json_object *sim_store_raw_object(SimStore *s, const SimRaw *raw);
+/* The stored JSON of one object (borrowed), or NULL when there is none. *ret_size may be NULL. */
+const char *sim_store_get_json(SimStore *s, const SimKind *k, const char *ns, const char *name, size_t *ret_size);
+
+/*
+ * Parsed objects are kept while the lock is held and dropped at unlock. A
+ * caller that walks many objects under one lock (a controller pass, a
+ * watch batch, a filtered list) bounds that with a mark: every object
+ * parsed after sim_store_mark() is freed by sim_store_release(mark) — the
+ * caller promises it holds none of them any more (nor references it did
+ * not take with json_object_get). Marks nest.
+ */
+size_t sim_store_mark(SimStore *s);
+void sim_store_release(SimStore *s, size_t mark);
+
 typedef enum SimEventType {
         SIM_EVENT_ADDED,
         SIM_EVENT_MODIFIED,
@@ -199,24 +250,30 @@ size_t sim_store_count(SimStore *s, const SimKind *k, const char *ns);
 /*
  * The event history watches replay: one SimEvent per write, revisions
  * consecutive, the last `limit` retained (default 20000). Lock held for all.
- * obj/old are borrowed (the history holds references); obj_json is the
- * object's compact JSON, produced on first use and cached.
+ * An event holds the serialized new and previous states (shared with the
+ * store while they are current, so the history costs only the versions no
+ * longer stored); the accessors below read them.
  */
+struct SimBlob;
 typedef struct SimEvent {
         uint64_t revision;
         const SimKind *kind;
         SimEventType type;
-        json_object *obj;   /* new state; for DELETED the last state, resourceVersion = revision */
-        json_object *old;   /* previous state, or NULL for ADDED */
-        char *obj_json;     /* cache, see sim_event_json() */
+        struct SimBlob *obj_; /* private: new state; for DELETED the last state, resourceVersion = revision */
+        struct SimBlob *old_; /* private: previous state, or NULL for ADDED */
 } SimEvent;
 void sim_store_set_history_limit(SimStore *s, size_t limit);
 /* Every event with revision > rev is retained when rev >= this value; older watches get 410. */
 uint64_t sim_store_history_floor(const SimStore *s);
 /* The first retained event with revision > rev, or NULL when there is none (yet). */
 const SimEvent *sim_store_history_after(SimStore *s, uint64_t rev);
-/* Compact JSON of ev->obj (borrowed; cached in the event). NULL on ENOMEM. */
-const char *sim_event_json(SimEvent *ev);
+/* Compact JSON of the event's object (borrowed). */
+const char *sim_event_json(const SimEvent *ev);
+/* The event object's namespace ("" for cluster-scoped kinds; borrowed). */
+const char *sim_event_ns(const SimEvent *ev);
+/* The event's object, and its previous state (NULL for ADDED), parsed: borrowed as sim_store_get. */
+json_object *sim_event_object(SimStore *s, const SimEvent *ev);
+json_object *sim_event_old(SimStore *s, const SimEvent *ev);
 /*
  * Waits (lock held, released while waiting) until a write happens, sim_store_wake
  * is called or real_timeout µs pass. Returns 0, or -ETIMEDOUT.

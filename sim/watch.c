@@ -3,12 +3,16 @@
  * watch.c — filters and watch streams; see watch.h.
  *
  * Design: the store keeps one ring of events (the last 20k writes, each
- * holding references to the new and previous object state). A watch is a
+ * holding the serialized new and previous object state). A watch is a
  * position in that ring plus a filter; reading is "everything after my
- * position", decided per event under the store lock and serialized to
+ * position", decided per event under the store lock and copied into
  * WatchEvent lines that are written to the socket after the lock is
- * dropped. The initial state of a watch from resourceVersion ""/"0" is
- * serialized once at start (the "Get State" of api-concepts.md).
+ * dropped. A filter on kind and namespace alone is decided without parsing
+ * anything (the event carries its namespace); label and field selectors
+ * parse the event's states, under a store mark released after each event,
+ * so a watcher that reads the whole history never holds its trees. The
+ * initial state of a watch from resourceVersion ""/"0" is copied once at
+ * start (the "Get State" of api-concepts.md).
  *
  * Transitions follow apiserver's etcd3 watcher (§4.4): with old and new
  * state both matching → MODIFIED; only new → ADDED; only old → DELETED
@@ -95,6 +99,11 @@ bool sim_filter_matches(const SimFilter *f, json_object *obj)
         return true;
 }
 
+bool sim_filter_needs_object(const SimFilter *f)
+{
+        return f->labels || f->fields;
+}
+
 void sim_filter_done(SimFilter *f)
 {
         free(f->ns);
@@ -113,15 +122,25 @@ static void put_event(FILE *out, const char *type, const char *obj_json)
 }
 
 typedef struct InitialCtx {
+        SimStore *store;
         SimFilter *filter;
         FILE *out;
 } InitialCtx;
 
-static int initial_cb(json_object *obj, void *userdata)
+static int initial_cb(const SimRaw *raw, void *userdata)
 {
         InitialCtx *c = userdata;
-        if (sim_filter_matches(c->filter, obj))
-                put_event(c->out, "ADDED", mr_json_compact(obj));
+        if (sim_filter_needs_object(c->filter)) {
+                size_t mark = sim_store_mark(c->store);
+                json_object *obj = sim_store_raw_object(c->store, raw);
+                bool match = obj && sim_filter_matches(c->filter, obj);
+                sim_store_release(c->store, mark);
+                if (!obj)
+                        return -ENOMEM;
+                if (!match)
+                        return 0;
+        }
+        put_event(c->out, "ADDED", raw->json);
         return 0;
 }
 
@@ -181,13 +200,13 @@ int sim_watch_new(SimStore *s, SimFilter *filter, const SimWatchOptions *o, SimW
         w->last_sent = mr_now_monotonic(NULL);
 
         if (isempty(rv) || streq(rv, "0")) {
-                InitialCtx c = {.filter = &w->filter};
+                InitialCtx c = {.store = s, .filter = &w->filter};
                 c.out = open_memstream(&w->initial, &w->initial_size);
                 if (!c.out) {
                         sim_watch_free(w);
                         return -ENOMEM;
                 }
-                r = sim_store_foreach(s, w->filter.kind, w->filter.ns, initial_cb, &c);
+                r = sim_store_foreach_raw(s, w->filter.kind, w->filter.ns, NULL, NULL, initial_cb, &c);
                 if (fclose(c.out) != 0 || r < 0) {
                         sim_watch_free(w);
                         return -ENOMEM;
@@ -205,33 +224,43 @@ int sim_watch_new(SimStore *s, SimFilter *filter, const SimWatchOptions *o, SimW
 }
 
 /* The event of ev as this watcher sees it: type and object JSON, or false to skip. */
-static bool transform(SimWatch *w, SimEvent *ev, FILE *out)
+static bool transform(SimWatch *w, const SimEvent *ev, FILE *out)
 {
+        static const char *const names[] = {
+                [SIM_EVENT_ADDED] = "ADDED", [SIM_EVENT_MODIFIED] = "MODIFIED", [SIM_EVENT_DELETED] = "DELETED"};
+        json_object *obj, *old;
         bool now, before;
 
         if (ev->kind != w->filter.kind)
                 return false;
+        /* An object's namespace never changes: the new state's decides for both. */
+        if (w->filter.ns && !streq(sim_event_ns(ev), w->filter.ns))
+                return false;
+        if (!sim_filter_needs_object(&w->filter)) {
+                put_event(out, names[ev->type], sim_event_json(ev));
+                return true;
+        }
+        obj = sim_event_object(w->store, ev);
+        if (!obj)
+                return false;
         switch (ev->type) {
         case SIM_EVENT_ADDED:
-                if (!sim_filter_matches(&w->filter, ev->obj))
-                        return false;
-                put_event(out, "ADDED", sim_event_json(ev));
-                return true;
         case SIM_EVENT_DELETED:
-                if (!sim_filter_matches(&w->filter, ev->obj))
+                if (!sim_filter_matches(&w->filter, obj))
                         return false;
-                put_event(out, "DELETED", sim_event_json(ev));
+                put_event(out, names[ev->type], sim_event_json(ev));
                 return true;
         case SIM_EVENT_MODIFIED:
-                now = sim_filter_matches(&w->filter, ev->obj);
-                before = ev->old && sim_filter_matches(&w->filter, ev->old);
+                old = sim_event_old(w->store, ev);
+                now = sim_filter_matches(&w->filter, obj);
+                before = old && sim_filter_matches(&w->filter, old);
                 if (now) {
                         put_event(out, before ? "MODIFIED" : "ADDED", sim_event_json(ev));
                         return true;
                 }
                 if (before) {
                         /* Stopped matching: DELETED with the old state at this revision. */
-                        _cleanup_(json_object_putp) json_object *last = mr_json_copy(ev->old);
+                        _cleanup_(json_object_putp) json_object *last = mr_json_copy(old);
                         json_object *meta = mr_json_get(last, "metadata", NULL);
                         char buf[32];
                         snprintf(buf, sizeof(buf), "%" PRIu64, ev->revision);
@@ -299,9 +328,11 @@ int sim_watch_next(SimWatch *w, const bool *stopping, char **ret, size_t *ret_si
                         w->finished = true;
                         break;
                 }
-                SimEvent *ev;
-                while ((ev = (SimEvent *)sim_store_history_after(w->store, w->pos)) && ftell(out) < WATCH_BATCH_MAX) {
+                const SimEvent *ev;
+                while ((ev = sim_store_history_after(w->store, w->pos)) && ftell(out) < WATCH_BATCH_MAX) {
+                        size_t mark = sim_store_mark(w->store);
                         any = transform(w, ev, out) || any;
+                        sim_store_release(w->store, mark);
                         w->pos = ev->revision;
                 }
                 if (!ev)

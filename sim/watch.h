@@ -32,6 +32,8 @@ typedef struct SimFilter {
 int sim_filter_init(SimFilter *f, const SimKind *k, const char *ns, const char *label_selector,
                     const char *field_selector, MrError *err);
 bool sim_filter_matches(const SimFilter *f, json_object *obj);
+/* true when matching needs the object's fields (label or field selector), not just its kind and namespace. */
+bool sim_filter_needs_object(const SimFilter *f);
 void sim_filter_done(SimFilter *f);
 
 typedef struct SimWatch SimWatch;

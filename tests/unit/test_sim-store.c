@@ -301,13 +301,124 @@ static void test_history_ring(void **state)
         assert_int_equal(ev->revision, start + 3);
         assert_ptr_equal(ev->kind, &SIM_CONFIGMAPS);
         assert_int_equal(ev->type, SIM_EVENT_ADDED);
-        assert_string_equal(mr_json_get_str(ev->obj, "metadata", "name", NULL), "cm2");
+        assert_string_equal(mr_json_get_str(sim_event_object(f->store, ev), "metadata", "name", NULL), "cm2");
         assert_null(sim_store_history_after(f->store, start + 5));
-        assert_non_null(strstr(sim_event_json((SimEvent *)ev), "\"name\":\"cm2\""));
+        assert_non_null(strstr(sim_event_json(ev), "\"name\":\"cm2\""));
         /* waiting times out without writes */
         sim_store_lock(f->store);
         assert_int_equal(sim_store_wait(f->store, 1000), -ETIMEDOUT);
         sim_store_unlock(f->store);
+}
+
+static int count_owned(json_object *obj, void *userdata)
+{
+        (void)obj;
+        (*(size_t *)userdata)++;
+        return 0;
+}
+
+typedef struct RawSeen {
+        char names[8][32];
+        size_t n;
+} RawSeen;
+
+static int raw_cb(const SimRaw *raw, void *userdata)
+{
+        RawSeen *seen = userdata;
+        assert_true(seen->n < 8);
+        assert_int_equal(strlen(raw->json), raw->size);
+        snprintf(seen->names[seen->n++], sizeof seen->names[0], "%s/%s", raw->ns, raw->name);
+        return 0;
+}
+
+static void pod(SimStore *s, const char *name, const char *owner_uid, bool controller, const char *node)
+{
+        char buf[1024];
+        snprintf(buf, sizeof buf,
+                 "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ns\",\"ownerReferences\":[{\"apiVersion\":\"apps/v1\","
+                 "\"kind\":\"ReplicaSet\",\"name\":\"rs\",\"uid\":\"%s\",\"controller\":%s}]},"
+                 "\"spec\":{\"nodeName\":\"%s\",\"containers\":[{\"name\":\"c\"}]},\"status\":{\"podIP\":\"10.0.0.%zu\"}}",
+                 name, owner_uid, controller ? "true" : "false", node, strlen(name));
+        create(s, &SIM_PODS, buf);
+}
+
+/* Objects are kept serialized: raw walks, the owner index, parsed trees dropped at a mark. */
+static void test_compact_storage(void **state)
+{
+        Fixture *f = *state;
+        RawSeen seen = {};
+        size_t n = 0, size = 0;
+        MrError err = {};
+
+        pod(f->store, "a", "uid-1", true, "n1");
+        pod(f->store, "bb", "uid-1", true, "n2");
+        pod(f->store, "ccc", "uid-2", true, "n1");
+        pod(f->store, "dddd", "uid-1", false, "n1"); /* not its controller */
+
+        /* the stored JSON is what a parsed tree serializes to */
+        const char *json = sim_store_get_json(f->store, &SIM_PODS, "ns", "bb", &size);
+        assert_non_null(json);
+        assert_int_equal(strlen(json), size);
+        assert_string_equal(json, mr_json_compact(sim_store_get(f->store, &SIM_PODS, "ns", "bb")));
+        assert_null(sim_store_get_json(f->store, &SIM_PODS, "ns", "zz", NULL));
+
+        /* owner index: controller references only, per namespace */
+        assert_int_equal(sim_store_foreach_owned(f->store, &SIM_PODS, "ns", "uid-1", count_owned, &n), 0);
+        assert_int_equal(n, 2);
+        n = 0;
+        assert_int_equal(sim_store_foreach_owned(f->store, &SIM_PODS, "other", "uid-1", count_owned, &n), 0);
+        assert_int_equal(n, 0);
+
+        /* an update moves the object in the owner index */
+        json_object *b = mr_json_copy(sim_store_get(f->store, &SIM_PODS, "ns", "bb"));
+        assert_non_null(b);
+        assert_int_equal(mr_json_set_str(json_object_array_get_idx(mr_json_get(b, "metadata", "ownerReferences", NULL), 0),
+                                         "uid", "uid-2"),
+                         0);
+        assert_int_equal(sim_store_update(f->store, &SIM_PODS, b, 0, "test", NULL, &err), 0);
+        n = 0;
+        assert_int_equal(sim_store_foreach_owned(f->store, &SIM_PODS, "ns", "uid-2", count_owned, &n), 0);
+        assert_int_equal(n, 2);
+        const SimEvent *ev = sim_store_history_after(f->store, sim_store_revision(f->store) - 1);
+        assert_non_null(ev);
+        assert_int_equal(ev->type, SIM_EVENT_MODIFIED);
+        assert_string_equal(sim_event_ns(ev), "ns");
+        assert_string_equal(mr_json_get_str(json_object_array_get_idx(mr_json_get(sim_event_old(f->store, ev), "metadata",
+                                                                                  "ownerReferences", NULL),
+                                                                       0),
+                                            "uid", NULL),
+                            "uid-1");
+
+        /* raw walks: key order, continue position, node index */
+        assert_int_equal(sim_store_foreach_raw(f->store, &SIM_PODS, "ns", "ns", "a", raw_cb, &seen), 0);
+        assert_int_equal(seen.n, 3);
+        assert_string_equal(seen.names[0], "ns/bb");
+        assert_string_equal(seen.names[2], "ns/dddd");
+        seen = (RawSeen){};
+        assert_int_equal(sim_store_foreach_raw_on_node(f->store, "n1", raw_cb, &seen), 0);
+        assert_int_equal(seen.n, 3);
+        assert_string_equal(seen.names[0], "ns/a");
+
+        /* a mark drops what was parsed after it; the next read parses again */
+        sim_store_release(f->store, 0); /* as at unlock: the writers' trees go too */
+        size_t mark = sim_store_mark(f->store);
+        assert_int_equal(mark, 0);
+        json_object *a1 = sim_store_get(f->store, &SIM_PODS, "ns", "a");
+        assert_non_null(a1);
+        assert_ptr_equal(sim_store_get(f->store, &SIM_PODS, "ns", "a"), a1); /* cached while held */
+        assert_true(sim_store_mark(f->store) > mark);
+        sim_store_release(f->store, mark);
+        assert_int_equal(sim_store_mark(f->store), mark);
+        json_object *a2 = sim_store_get(f->store, &SIM_PODS, "ns", "a");
+        assert_string_equal(mr_json_get_str(a2, "status", "podIP", NULL), "10.0.0.1");
+        sim_store_release(f->store, 0);
+        /* a delete keeps the last state readable until released */
+        json_object *last = NULL;
+        assert_int_equal(sim_store_delete(f->store, &SIM_PODS, "ns", "ccc", 0, NULL, NULL, "test", &last, &err), 0);
+        assert_string_equal(mr_json_get_str(last, "metadata", "name", NULL), "ccc");
+        n = 0;
+        assert_int_equal(sim_store_foreach_owned(f->store, &SIM_PODS, NULL, "uid-2", count_owned, &n), 0);
+        assert_int_equal(n, 1);
 }
 
 static void test_crd_and_kinds(void **state)
@@ -396,6 +507,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_foreach_order_and_node_index, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_graceful_delete_and_finalizers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_history_ring, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_compact_storage, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_crd_and_kinds, setup, teardown),
                 cmocka_unit_test(test_audit),
                 cmocka_unit_test(test_clock),
