@@ -9,6 +9,7 @@
 
 #include "meshroll/log.h"
 #include "phase.h"
+#include "traffic.h"
 
 static const char *const kind_names[_PHASE_KIND_MAX] = {
         [PHASE_ZTUNNEL] = "ztunnel",
@@ -51,6 +52,7 @@ int phase_state_from_string(const char *s)
 /* Each module's ops; NULL where this build has none (the ztunnel phase is the engine's). */
 static const PhaseOps *const registry[_PHASE_KIND_MAX] = {
         [PHASE_ZTUNNEL] = NULL,
+        [PHASE_TRAFFIC] = &traffic_phase_ops,
 };
 
 const PhaseOps *phase_ops(PhaseKind k)

@@ -38,6 +38,9 @@ const KubeResource KUBE_CRDS = { "apiextensions.k8s.io", "v1", "customresourcede
 const KubeResource KUBE_EVENTS_V1 = { "events.k8s.io", "v1", "events", "Event", true };
 /* Cluster-scoped: a rollout moves nodes (docs/rollout.md). */
 const KubeResource KUBE_ROLLOUTS = { "meshroll.io", "v1alpha1", "rollouts", "Rollout", false };
+/* Istio's routing objects, served as networking.istio.io/v1 since Istio 1.22. */
+const KubeResource KUBE_DESTINATIONRULES = { "networking.istio.io", "v1", "destinationrules", "DestinationRule", true };
+const KubeResource KUBE_VIRTUALSERVICES = { "networking.istio.io", "v1", "virtualservices", "VirtualService", true };
 
 /* Paths and queries built here never exceed this; a caller's 1 MiB name is a bug, not a path. */
 #define PATH_MAX_LEN (64u * 1024u)
