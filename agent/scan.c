@@ -210,11 +210,7 @@ static int scan_netlink(int procfd, const char *ns_path, const NsId *self, Count
 
         netlink_filter(c->o, &f);
         sc.counts = &scratch;
-        r = sockdiag_dump(fd, AF_INET, &f, max, count_socket, &sc, &lines);
-        if (r >= 0)
-                r = sockdiag_dump(fd, AF_INET6, &f, max, count_socket, &sc, &lines);
-        if (r == -EAFNOSUPPORT || r == -ENOENT)
-                r = 0; /* no IPv6 in this kernel: nothing more to count, as a missing tcp6 */
+        r = sockdiag_dump(fd, AF_UNSPEC, &f, max, count_socket, &sc, &lines); /* IPv4 and IPv6 in one pass */
         if (r < 0)
                 return r;
         *c->counts = scratch;

@@ -61,14 +61,10 @@ static size_t build_bytecode(const SockDiagFilter *f, uint8_t *out)
 int sockdiag_build_request(int family, const SockDiagFilter *f, uint32_t seq, void *buf, size_t size)
 {
         static const SockDiagFilter none = {};
-        struct {
-                struct nlmsghdr nlh;
-                struct inet_diag_req_v2 req;
-        } head;
         uint8_t bc[SOCKDIAG_PORTS_MAX * 2 * 12];
-        size_t bc_len = 0, len;
+        size_t bc_len = 0, head_len, len;
 
-        if (family != AF_INET && family != AF_INET6)
+        if (family != AF_INET && family != AF_INET6 && family != AF_UNSPEC)
                 return -EINVAL;
         if (!f)
                 f = &none;
@@ -77,26 +73,37 @@ int sockdiag_build_request(int family, const SockDiagFilter *f, uint32_t seq, vo
         if (f->n_local_ports + f->n_remote_ports > 0)
                 bc_len = build_bytecode(f, bc);
 
-        len = NLMSG_ALIGN(sizeof(head)) + (bc_len ? NLA_HDRLEN + NLA_ALIGN(bc_len) : 0);
+        /*
+         * Both families in one walk of the kernel's socket tables: the older
+         * TCPDIAG_GETSOCK request (struct inet_diag_req), which the kernel
+         * answers as a dump of every family (inet_diag.c
+         * inet_diag_dump_compat(), what ss(8) sends when no family is
+         * chosen). One family: SOCK_DIAG_BY_FAMILY with inet_diag_req_v2.
+         */
+        head_len = NLMSG_HDRLEN + (family == AF_UNSPEC ? sizeof(struct inet_diag_req) : sizeof(struct inet_diag_req_v2));
+        len = NLMSG_ALIGN(head_len) + (bc_len ? NLA_HDRLEN + NLA_ALIGN(bc_len) : 0);
         if (len > size)
                 return -ENOBUFS;
-        memset(&head, 0, sizeof(head));
-        head.nlh = (struct nlmsghdr){
+        memset(buf, 0, len);
+        struct nlmsghdr h = {
                 .nlmsg_len = (uint32_t)len,
-                .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+                .nlmsg_type = family == AF_UNSPEC ? TCPDIAG_GETSOCK : SOCK_DIAG_BY_FAMILY,
                 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
                 .nlmsg_seq = seq,
         };
-        head.req = (struct inet_diag_req_v2){
-                .sdiag_family = (uint8_t)family,
-                .sdiag_protocol = IPPROTO_TCP,
-                .idiag_states = f->states ? f->states : ~0u,
-        };
-        memset(buf, 0, len);
-        memcpy(buf, &head, sizeof(head));
+        memcpy(buf, &h, sizeof(h));
+        uint32_t states = f->states ? f->states : ~0u;
+        if (family == AF_UNSPEC) {
+                struct inet_diag_req req = { .idiag_family = AF_INET, .idiag_states = states };
+                memcpy((uint8_t *)buf + NLMSG_HDRLEN, &req, sizeof(req));
+        } else {
+                struct inet_diag_req_v2 req = { .sdiag_family = (uint8_t)family, .sdiag_protocol = IPPROTO_TCP,
+                                                .idiag_states = states };
+                memcpy((uint8_t *)buf + NLMSG_HDRLEN, &req, sizeof(req));
+        }
         if (bc_len) {
                 struct nlattr a = { .nla_len = (uint16_t)(NLA_HDRLEN + bc_len), .nla_type = INET_DIAG_REQ_BYTECODE };
-                uint8_t *p = (uint8_t *)buf + NLMSG_ALIGN(sizeof(head));
+                uint8_t *p = (uint8_t *)buf + NLMSG_ALIGN(head_len);
                 memcpy(p, &a, sizeof(a));
                 memcpy(p + NLA_HDRLEN, bc, bc_len);
         }
@@ -124,7 +131,8 @@ static int handle_socket(SockDiagParser *p, const uint8_t *payload)
         ProcNetSocket s = {};
 
         memcpy(&m, payload, sizeof(m)); /* payload alignment is the sender's business: copy */
-        if (m.idiag_family != p->family) {
+        if (p->family == AF_UNSPEC ? m.idiag_family != AF_INET && m.idiag_family != AF_INET6
+                                   : m.idiag_family != p->family) {
                 count_malformed(p);
                 return 0;
         }
@@ -186,6 +194,7 @@ int sockdiag_parser_feed(SockDiagParser *p, const void *data, size_t size)
                         return e.error < 0 && e.error > -MR_ERRNO_BASE ? e.error : -EPROTO;
                 }
                 case SOCK_DIAG_BY_FAMILY:
+                case TCPDIAG_GETSOCK: /* the answer to a both-families request */
                         if (plen < sizeof(struct inet_diag_msg)) {
                                 count_malformed(p);
                                 continue;

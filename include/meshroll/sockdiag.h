@@ -51,16 +51,18 @@ typedef struct SockDiagFilter {
 #define SOCKDIAG_REQUEST_MAX 1024
 
 /*
- * Writes a SOCK_DIAG_BY_FAMILY dump request for TCP sockets of family
- * (AF_INET or AF_INET6) matching f into buf. Returns its length, -EINVAL
- * for another family or more than SOCKDIAG_PORTS_MAX ports, -ENOBUFS when
- * size is too small.
+ * Writes a dump request for TCP sockets of family matching f into buf:
+ * SOCK_DIAG_BY_FAMILY for AF_INET or AF_INET6; for AF_UNSPEC, both
+ * families in one pass over the kernel's tables (TCPDIAG_GETSOCK, as ss
+ * does). Returns its length, -EINVAL for another family or more than
+ * SOCKDIAG_PORTS_MAX ports, -ENOBUFS when size is too small.
  */
 int sockdiag_build_request(int family, const SockDiagFilter *f, uint32_t seq, void *buf, size_t size);
 
 /*
  * Incremental reply parser: feed each datagram received (any number of
- * netlink messages). Each inet_diag_msg of the expected family is handed
+ * netlink messages). Each inet_diag_msg of the expected family (either,
+ * for AF_UNSPEC) is handed
  * to cb as a ProcNetSocket (ports and addresses as /proc would print them;
  * uid and 32-bit inode). stats (borrowed, may be NULL): lines counts
  * messages, malformed those skipped, bytes what was fed.

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fuzzes the sock_diag reply parser. The first byte chooses the family
- * (bit 0) and where the input is split into two datagrams (the rest), so
+ * (bits 0–1: AF_INET, AF_INET6, both) and where the input is split into
+ * two datagrams (the rest), so
  * framing across datagrams is fuzzed along with the content. The parser
  * must deliver exactly the records it counted, and stop at DONE.
  */
@@ -32,8 +33,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (size < 1)
                 return 0;
-        int family = data[0] & 1 ? AF_INET6 : AF_INET;
-        size_t split = size > 1 ? (data[0] >> 1) % size : 0;
+        static const int families[4] = { AF_INET, AF_INET6, AF_UNSPEC, AF_UNSPEC };
+        int family = families[data[0] & 3];
+        size_t split = size > 1 ? (data[0] >> 2) % size : 0;
         data++;
         size--;
         if (split > size)

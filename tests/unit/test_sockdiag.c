@@ -115,6 +115,23 @@ static void test_recorded_ipv6(void **state)
                         assert_memory_equal(c.s[i].local, mapped_lo, 16);
                         assert_true(procnet_is_v4mapped(c.s[i].local));
                 }
+        /* The same records as the answer to a both-families request (TCPDIAG_GETSOCK). */
+        uint8_t copy[8192];
+        memcpy(copy, buf, n);
+        for (size_t off = 0; off + NLMSG_HDRLEN <= n;) {
+                struct nlmsghdr h;
+                memcpy(&h, copy + off, sizeof(h));
+                if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+                        h.nlmsg_type = TCPDIAG_GETSOCK;
+                        memcpy(copy + off, &h, sizeof(h));
+                }
+                off += NLMSG_ALIGN(h.nlmsg_len);
+        }
+        Collected both = {};
+        sockdiag_parser_init(&p, AF_UNSPEC, 7, collect, &both, NULL);
+        assert_int_equal(sockdiag_parser_feed(&p, copy, n), 1);
+        assert_int_equal(both.n, 6);
+
         /* A reply parsed for the other family: every record counted malformed, none delivered. */
         Collected none = {};
         ProcNetStats st = {};
@@ -267,6 +284,17 @@ static void test_request(void **state)
         memcpy(&req, buf + NLMSG_HDRLEN, sizeof(req));
         assert_int_equal(req.idiag_states, ~0u);
 
+        /* Both families: the TCPDIAG_GETSOCK request, with the same program. */
+        len = sockdiag_build_request(AF_UNSPEC, &f, 3, buf, sizeof(buf));
+        struct inet_diag_req v1;
+        assert_int_equal(len, NLMSG_ALIGN(NLMSG_HDRLEN + sizeof(v1)) + NLA_HDRLEN + bc_len);
+        memcpy(&h, buf, sizeof(h));
+        assert_int_equal(h.nlmsg_type, TCPDIAG_GETSOCK);
+        memcpy(&v1, buf + NLMSG_HDRLEN, sizeof(v1));
+        assert_int_equal(v1.idiag_states, 1u << TCP_STATE_ESTABLISHED);
+        memcpy(&a, buf + NLMSG_ALIGN(NLMSG_HDRLEN + sizeof(v1)), sizeof(a));
+        assert_int_equal(a.nla_type, INET_DIAG_REQ_BYTECODE);
+
         assert_int_equal(sockdiag_build_request(AF_UNIX, &f, 1, buf, sizeof(buf)), -EINVAL);
         assert_int_equal(sockdiag_build_request(AF_INET, &f, 1, buf, 40), -ENOBUFS);
         f.n_local_ports = SOCKDIAG_PORTS_MAX + 1;
@@ -351,6 +379,16 @@ static void test_live_filter(void **state)
         assert_int_equal(sockdiag_dump(fd, AF_INET6, &f, 1 << 20, collect, &c, NULL), 0);
         assert_int_equal(c.n, 2);
         assert_int_equal(c.s[0].family, AF_INET6);
+
+        /* Both families in one dump; records of either family are delivered. */
+        c = (Collected){};
+        f = (SockDiagFilter){ .states = 1u << TCP_STATE_ESTABLISHED, .local_ports = { pa, p6 }, .n_local_ports = 2 };
+        assert_int_equal(sockdiag_dump(fd, AF_UNSPEC, &f, 1 << 20, collect, &c, NULL), 0);
+        assert_int_equal(c.n, 3 + 2);
+        size_t v6 = 0;
+        for (size_t i = 0; i < c.n; i++)
+                v6 += c.s[i].family == AF_INET6;
+        assert_int_equal(v6, 2);
 
         /* LISTEN only, no port filter: at least our three listeners. */
         c = (Collected){};
