@@ -1,37 +1,50 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * bench-agent — meshroll-agent's /proc scan against its peers, in one run.
+ * bench-agent — meshroll-agent's scan against its peers, in one run.
  *
- * Sets up ≥ 50,000 established loopback TCP sockets (connections to one
- * "ztunnel" port, held by a few child processes, since one process may hold
- * at most RLIMIT_NOFILE descriptors; each child uses its own source address
- * so ephemeral ports do not run out), then times, interleaved and repeated:
+ * Sets up N established loopback TCP sockets (default 100,000: 50,000
+ * connections to one "ztunnel" port, so the agent tracks 50,000 sockets),
+ * held by a few child processes (one process may hold at most
+ * RLIMIT_NOFILE descriptors). As root each holder unshares a network
+ * namespace of its own, so the sockets are spread over several namespaces
+ * as on a node with many pods; otherwise all share the host's and each
+ * holder uses its own source address so ephemeral ports do not run out.
  *
- *   agent   meshroll-agent --once --proc /proc --host-pid <holder> --ports P
- *           (walks /proc, reads every process's cgroup, parses net/tcp{,6},
- *           tracks every application socket)
- *   cat     cat /proc/<holder>/net/tcp /proc/<holder>/net/tcp6 > /dev/null
- *           (the least any reader of the same files can do)
- *   ss      ss -tan state established > /dev/null (iproute2, over netlink)
+ * The agent sees the holders as pods through a recorded proc root: one
+ * entry per holder whose cgroup names a pod UID and whose net/ and ns/ are
+ * the holder's, and "1" for the host (this process). Timed, interleaved
+ * and repeated, each a fresh process:
  *
- * and reports medians, the agent/peer ratios against the targets (≤ 1.15×
- * cat, ≤ 0.5× ss), the agent's peak RSS (target ≤ 8 MiB) and CPU per scan,
- * from wait4()'s rusage. Each measured command is a fresh process, so
- * process start-up is in every number alike. Nothing here is a test: it
- * prints numbers (docs/benchmarks.md).
+ *   agent netlink  meshroll-agent --once --proc ROOT --source netlink
+ *                  (sock_diag from inside each namespace, kernel-side filter)
+ *   agent proc     meshroll-agent --once --proc ROOT --source proc
+ *                  (parses every namespace's net/tcp and tcp6)
+ *   cat            cat of every holder's net/tcp and net/tcp6
+ *                  (the least any reader of the same files can do)
+ *   ss             ss -tan state established, once per namespace
+ *                  (iproute2 over netlink; it has no all-namespaces mode)
+ *
+ * and reports medians, the agent/peer ratios against #10's targets
+ * (≤ 1.15× cat, ≤ 0.5× ss), each agent's peak RSS (target ≤ 8 MiB) and CPU
+ * per scan, from wait4()'s rusage. Nothing here is a test: it prints
+ * numbers (docs/benchmarks.md).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +52,7 @@
 #include "meshroll/macro.h"
 
 #define MAX_HOLDERS 16
+#define MAX_PROCS MAX_HOLDERS /* processes in one measured command (ss runs once per namespace) */
 
 typedef struct Measure {
         double wall[64];          /* seconds */
@@ -46,6 +60,14 @@ typedef struct Measure {
         long maxrss_kib;
         unsigned n;
 } Measure;
+
+/* One measured command: a program run once, or once in each of several network namespaces. */
+typedef struct Command {
+        const char *name;
+        char **argv;
+        const char *netns[MAX_PROCS]; /* /proc/PID/ns/net to run in; none: run here once */
+        unsigned n_netns;
+} Command;
 
 /* Prints a message and returns code, for main's early exits. */
 static int die(int code, const char *what)
@@ -61,11 +83,40 @@ static double now_s(void)
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Brings lo up in the calling process's (new) network namespace. */
+static int loopback_up(void)
+{
+        struct ifreq ifr = {};
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -1;
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+        int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+        if (r >= 0) {
+                ifr.ifr_flags |= IFF_UP;
+                r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+        }
+        close(fd);
+        return r;
+}
+
+/* Whether this process may create network namespaces (root, or CAP_SYS_ADMIN). */
+static bool can_unshare_net(void)
+{
+        pid_t pid = fork();
+        if (pid == 0)
+                _exit(unshare(CLONE_NEWNET) == 0 ? 0 : 1);
+        int status;
+        return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 /*
- * A child that holds `conns` connections to port from 127.0.0.<src>; reports
- * on ready[1], exits when done[1] is closed (EOF on done[0]).
+ * A child that holds `conns` connections to port from 127.0.0.<src>, in a
+ * network namespace of its own when own_netns; reports on ready[1], exits
+ * when done[1] is closed (EOF on done[0]).
  */
-static pid_t holder(uint16_t port, unsigned src, unsigned conns, const int ready[2], const int done[2])
+static pid_t holder(uint16_t port, unsigned src, unsigned conns, bool own_netns, const int ready[2],
+                    const int done[2])
 {
         pid_t pid = fork();
         if (pid != 0)
@@ -75,6 +126,8 @@ static pid_t holder(uint16_t port, unsigned src, unsigned conns, const int ready
         close(ready[0]);
         int ready_w = ready[1], done_r = done[0];
 
+        if (own_netns && (unshare(CLONE_NEWNET) < 0 || loopback_up() < 0))
+                _exit(4);
         struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port),
                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         struct sockaddr_in from = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000000u | (src & 0xffffffu)) };
@@ -105,29 +158,47 @@ static pid_t holder(uint16_t port, unsigned src, unsigned conns, const int ready
         _exit(0);
 }
 
-/* Runs argv with stdout to /dev/null; returns wall seconds and fills cpu / maxrss. -1 on failure. */
-static double run(char *const argv[], double *ret_cpu, long *ret_maxrss)
+/* Starts argv with stdout to /dev/null, inside the network namespace netns when given. */
+static pid_t spawn(char *const argv[], const char *netns)
 {
-        posix_spawn_file_actions_t fa;
-        struct rusage ru;
-        pid_t pid;
-        int status;
-
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-        double t0 = now_s();
-        if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) != 0) {
-                posix_spawn_file_actions_destroy(&fa);
-                return -1;
+        pid_t pid = fork();
+        if (pid != 0)
+                return pid;
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null < 0 || dup2(null, STDOUT_FILENO) < 0)
+                _exit(126);
+        if (netns) {
+                int fd = open(netns, O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+                        _exit(126);
         }
-        posix_spawn_file_actions_destroy(&fa);
-        if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                return -1;
-        double t = now_s() - t0;
-        *ret_cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-                   ru.ru_stime.tv_usec / 1e6;
-        *ret_maxrss = ru.ru_maxrss;
-        return t;
+        execvp(argv[0], argv);
+        _exit(127);
+}
+
+/*
+ * Runs a command (each of its processes one after the other); returns wall
+ * seconds and fills CPU (summed) and peak RSS (largest). -1 on failure.
+ */
+static double run(const Command *c, double *ret_cpu, long *ret_maxrss)
+{
+        double t0 = now_s(), cpu = 0;
+        long rss = 0;
+        unsigned n = c->n_netns ? c->n_netns : 1;
+
+        for (unsigned i = 0; i < n; i++) {
+                struct rusage ru;
+                int status;
+                pid_t pid = spawn(c->argv, c->n_netns ? c->netns[i] : NULL);
+                if (pid < 0 || wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        return -1;
+                cpu += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                       ru.ru_stime.tv_usec / 1e6;
+                rss = MAX(rss, ru.ru_maxrss);
+        }
+        *ret_cpu = cpu;
+        *ret_maxrss = rss;
+        return now_s() - t0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -157,15 +228,75 @@ static unsigned count_lines(const char *path)
         return n;
 }
 
+static int write_file(const char *path, const char *text)
+{
+        FILE *f = fopen(path, "we");
+        if (!f)
+                return -1;
+        fputs(text, f);
+        return fclose(f);
+}
+
+/*
+ * The recorded proc root: "1" is this process (the host namespace, no app
+ * sockets); each holder an entry whose cgroup names a pod and whose net/
+ * and ns/ are the holder's own.
+ */
+static int make_proc_root(char *root, const pid_t *holders, unsigned n, bool pods)
+{
+        char path[512], target[64];
+
+        snprintf(target, sizeof(target), "/proc/%d", (int)getpid());
+        snprintf(path, sizeof(path), "%s/1", root);
+        if (symlink(target, path) < 0)
+                return -1;
+        for (unsigned h = 0; pods && h < n; h++) {
+                static const char *const links[] = { "net", "ns" };
+                char cgroup[128];
+                snprintf(path, sizeof(path), "%s/%d", root, (int)holders[h]);
+                if (mkdir(path, 0755) < 0)
+                        return -1;
+                snprintf(path, sizeof(path), "%s/%d/cgroup", root, (int)holders[h]);
+                snprintf(cgroup, sizeof(cgroup), "0::/kubepods/besteffort/pod%08x-0000-4000-8000-%012x/bench\n",
+                         h + 1, (unsigned)holders[h]);
+                if (write_file(path, cgroup) < 0)
+                        return -1;
+                for (size_t i = 0; i < ELEMENTSOF(links); i++) {
+                        snprintf(path, sizeof(path), "%s/%d/%s", root, (int)holders[h], links[i]);
+                        snprintf(target, sizeof(target), "/proc/%d/%s", (int)holders[h], links[i]);
+                        if (symlink(target, path) < 0)
+                                return -1;
+                }
+        }
+        return 0;
+}
+
+static void remove_proc_root(const char *root, const pid_t *holders, unsigned n)
+{
+        char path[512];
+        for (unsigned h = 0; h < n; h++) {
+                static const char *const names[] = { "net", "ns", "cgroup", "" };
+                for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                        snprintf(path, sizeof(path), "%s/%d/%s", root, (int)holders[h], names[i]);
+                        (void)remove(path);
+                }
+        }
+        snprintf(path, sizeof(path), "%s/1", root);
+        (void)remove(path);
+        (void)rmdir(root);
+}
+
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
                 { "sockets", required_argument, NULL, 's' }, { "runs", required_argument, NULL, 'r' },
                 { "agent", required_argument, NULL, 'a' },   { "output", required_argument, NULL, 'o' },
-                { "help", no_argument, NULL, 'h' },          {},
+                { "no-netns", no_argument, NULL, 'n' },      { "help", no_argument, NULL, 'h' },
+                {},
         };
-        unsigned sockets = 50000, runs = 11;
+        unsigned sockets = 100000, runs = 11;
         const char *agent = AGENT_PATH, *output = NULL;
+        bool want_netns = true;
         uint16_t port = 15001;
         int c;
 
@@ -188,8 +319,11 @@ int main(int argc, char **argv)
                 case 'o':
                         output = optarg;
                         break;
+                case 'n':
+                        want_netns = false;
+                        break;
                 case 'h':
-                        printf("Usage: bench-agent [--sockets N] [--runs R] [--agent PATH] [--output FILE]\n");
+                        printf("Usage: bench-agent [--sockets N] [--runs R] [--agent PATH] [--no-netns] [--output FILE]\n");
                         return 0;
                 default:
                         return 2;
@@ -204,8 +338,12 @@ int main(int argc, char **argv)
         unsigned conns = (sockets + 1) / 2; /* each connection is two sockets */
         unsigned per = (unsigned)MIN((rlim_t)7000, rl.rlim_cur > 256 ? (rl.rlim_cur - 128) / 2 : 64);
         unsigned n_holders = (conns + per - 1) / per;
+        if (n_holders < 4 && conns >= 8)
+                n_holders = 4; /* several namespaces even at small sizes */
+        per = (conns + n_holders - 1) / n_holders;
         if (n_holders > MAX_HOLDERS)
                 return die(1, "too many sockets for the descriptor limit (raise RLIMIT_NOFILE)");
+        bool netns = want_netns && can_unshare_net();
 
         int ready[2], done[2];
         if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0)
@@ -213,7 +351,7 @@ int main(int argc, char **argv)
         pid_t holders[MAX_HOLDERS];
         double t_setup = now_s();
         for (unsigned h = 0; h < n_holders; h++)
-                holders[h] = holder(port, 10 + h, MIN(per, conns - h * per), ready, done);
+                holders[h] = holder(port, 10 + h, MIN(per, conns - h * per), netns, ready, done);
         int failed = 0;
         for (unsigned h = 0; h < n_holders; h++) {
                 char ch;
@@ -222,28 +360,57 @@ int main(int argc, char **argv)
         }
         t_setup = now_s() - t_setup;
 
-        char tcp[64], tcp6[64], hostpid[16], ports[16];
-        snprintf(tcp, sizeof(tcp), "/proc/%d/net/tcp", (int)holders[0]);
-        snprintf(tcp6, sizeof(tcp6), "/proc/%d/net/tcp6", (int)holders[0]);
-        snprintf(hostpid, sizeof(hostpid), "%d", (int)holders[0]);
-        snprintf(ports, sizeof(ports), "%u", port);
-        unsigned lines = count_lines(tcp) + count_lines(tcp6);
+        char root[] = "/tmp/bench-agent-XXXXXX";
+        if (!failed && (!mkdtemp(root) || make_proc_root(root, holders, n_holders, netns) < 0)) {
+                fprintf(stderr, "bench-agent: cannot build the proc root %s: %s\n", root, strerror(errno));
+                failed = 1;
+        }
 
-        char *agent_argv[] = { (char *)agent, "--once", "--proc", "/proc", "--host-pid", hostpid, "--ports", ports,
-                               "--outbound-port", ports, "--log-level", "error", NULL };
-        char *cat_argv[] = { "cat", tcp, tcp6, NULL };
+        /* The files cat reads: every namespace's, or the one shared namespace's. */
+        unsigned n_ns = netns ? n_holders : 1, lines = 0;
+        char files[2 * MAX_HOLDERS][64], ns_paths[MAX_HOLDERS][64];
+        char *cat_argv[2 * MAX_HOLDERS + 2] = { "cat" };
+        for (unsigned h = 0; h < n_ns; h++) {
+                snprintf(files[2 * h], sizeof(files[0]), "/proc/%d/net/tcp", (int)holders[h]);
+                snprintf(files[2 * h + 1], sizeof(files[0]), "/proc/%d/net/tcp6", (int)holders[h]);
+                snprintf(ns_paths[h], sizeof(ns_paths[0]), "/proc/%d/ns/net", (int)holders[h]);
+                cat_argv[1 + 2 * h] = files[2 * h];
+                cat_argv[2 + 2 * h] = files[2 * h + 1];
+                if (!failed)
+                        lines += count_lines(files[2 * h]) + count_lines(files[2 * h + 1]);
+        }
+        char ports[16];
+        snprintf(ports, sizeof(ports), "%u", port);
+        /* Without namespaces the holders are the host: the agent reads them as "1" (the first holder). */
+        char host_pid[16];
+        snprintf(host_pid, sizeof(host_pid), "%d", netns ? 1 : (int)holders[0]);
+        char *agent_nl[] = { (char *)agent, "--once", "--proc", netns ? root : "/proc", "--host-pid", host_pid,
+                             "--ports", ports, "--outbound-port", ports, "--source", "netlink",
+                             "--log-level", "error", NULL };
+        char *agent_proc[] = { (char *)agent, "--once", "--proc", netns ? root : "/proc", "--host-pid", host_pid,
+                               "--ports", ports, "--outbound-port", ports, "--source", "proc",
+                               "--log-level", "error", NULL };
         char *ss_argv[] = { "ss", "-tan", "state", "established", NULL };
-        Measure m[3] = {};
-        const char *names[3] = { "meshroll-agent --once", "cat net/tcp net/tcp6", "ss -tan state established" };
-        char *const *cmds[3] = { agent_argv, cat_argv, ss_argv };
+        Command cmds[4] = {
+                { "meshroll-agent --once --source netlink", agent_nl, {}, 0 },
+                { "meshroll-agent --once --source proc", agent_proc, {}, 0 },
+                { "cat net/tcp net/tcp6 (every namespace)", cat_argv, {}, 0 },
+                { "ss -tan state established (in each namespace)", ss_argv, {}, 0 },
+        };
+        if (netns) {
+                cmds[3].n_netns = n_ns;
+                for (unsigned h = 0; h < n_ns; h++)
+                        cmds[3].netns[h] = ns_paths[h];
+        }
+        Measure m[4] = {};
 
         for (unsigned i = 0; i < runs && !failed; i++)
-                for (int k = 0; k < 3; k++) { /* interleaved: noise hits all three alike */
+                for (int k = 0; k < 4; k++) { /* interleaved: noise hits all four alike */
                         double cpu;
                         long rss;
-                        double t = run(cmds[k], &cpu, &rss);
+                        double t = run(&cmds[k], &cpu, &rss);
                         if (t < 0) {
-                                fprintf(stderr, "bench-agent: %s failed\n", names[k]);
+                                fprintf(stderr, "bench-agent: %s failed\n", cmds[k].name);
                                 failed = 1;
                                 break;
                         }
@@ -256,11 +423,14 @@ int main(int argc, char **argv)
         close(done[1]);
         for (unsigned h = 0; h < n_holders; h++)
                 waitpid(holders[h], NULL, 0);
+        if (root[strlen(root) - 1] != 'X')
+                remove_proc_root(root, holders, n_holders);
         if (failed)
                 return 1;
 
-        double agent_t = median(m[0].wall, m[0].n), cat_t = median(m[1].wall, m[1].n),
-               ss_t = median(m[2].wall, m[2].n);
+        double t[4];
+        for (int k = 0; k < 4; k++)
+                t[k] = median(m[k].wall, m[k].n);
         char cpu_model[128] = "unknown", line[256];
         FILE *ci = fopen("/proc/cpuinfo", "re");
         while (ci && fgets(line, sizeof(line), ci))
@@ -278,23 +448,30 @@ int main(int argc, char **argv)
                 return die(1, strerror(errno));
         fprintf(out,
                 "## meshroll-agent scan\n\n"
-                "Machine: %ld CPUs, %s. Command: `bench-agent --sockets %u --runs %u`.\n"
-                "%u established loopback sockets (%u connections to port %u in %u holder processes, set up in %.1f s); "
-                "the holder's net/tcp and tcp6 have %u lines. Medians of %u interleaved runs, each a fresh process.\n\n"
+                "Machine: %ld CPUs, %s. Command: `bench-agent --sockets %u --runs %u%s`.\n"
+                "%u established loopback sockets: %u connections to port %u (the agent tracks %u sockets) "
+                "held by %u processes %s, set up in %.1f s; their net/tcp and tcp6 have %u lines. "
+                "Medians of %u interleaved runs, each command a fresh process (ss: one per namespace, "
+                "times summed).\n\n"
                 "| command | wall (median) | CPU (median) | peak RSS |\n|---|---:|---:|---:|\n",
-                sysconf(_SC_NPROCESSORS_ONLN), cpu_model, sockets, runs, conns * 2, conns, port, n_holders, t_setup,
+                sysconf(_SC_NPROCESSORS_ONLN), cpu_model, sockets, runs, want_netns ? "" : " --no-netns",
+                conns * 2, conns, port, conns, n_holders,
+                netns ? "each in a network namespace of its own" : "in the host network namespace", t_setup,
                 lines, runs);
-        for (int k = 0; k < 3; k++)
-                fprintf(out, "| %s | %.1f ms | %.1f ms | %.1f MiB |\n", names[k], median(m[k].wall, m[k].n) * 1e3,
+        for (int k = 0; k < 4; k++)
+                fprintf(out, "| %s | %.1f ms | %.1f ms | %.1f MiB |\n", cmds[k].name, t[k] * 1e3,
                         median(m[k].cpu, m[k].n) * 1e3, (double)m[k].maxrss_kib / 1024);
-        fprintf(out,
-                "\n| ratio | measured | target | met |\n|---|---:|---:|---|\n"
-                "| agent / cat | %.2f× | ≤ 1.15× | %s |\n"
-                "| agent / ss | %.2f× | ≤ 0.50× | %s |\n"
-                "| agent peak RSS | %.1f MiB | ≤ 8 MiB | %s |\n",
-                agent_t / cat_t, agent_t / cat_t <= 1.15 ? "yes" : "**no**", agent_t / ss_t,
-                agent_t / ss_t <= 0.5 ? "yes" : "**no**", (double)m[0].maxrss_kib / 1024,
-                m[0].maxrss_kib <= 8 * 1024 ? "yes" : "**no**");
+        fprintf(out, "\n| ratio | measured | target | met |\n|---|---:|---:|---|\n");
+        static const char *const src[2] = { "netlink", "proc" };
+        for (int a = 0; a < 2; a++) {
+                fprintf(out, "| agent (%s) / cat | %.2f× | ≤ 1.15× | %s |\n", src[a], t[a] / t[2],
+                        t[a] / t[2] <= 1.15 ? "yes" : "**no**");
+                fprintf(out, "| agent (%s) / ss | %.2f× | ≤ 0.50× | %s |\n", src[a], t[a] / t[3],
+                        t[a] / t[3] <= 0.5 ? "yes" : "**no**");
+        }
+        for (int a = 0; a < 2; a++)
+                fprintf(out, "| agent (%s) peak RSS | %.1f MiB | ≤ 8 MiB | %s |\n", src[a],
+                        (double)m[a].maxrss_kib / 1024, m[a].maxrss_kib <= 8 * 1024 ? "yes" : "**no**");
         if (out != stdout)
                 fclose(out);
         return 0;
