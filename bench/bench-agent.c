@@ -19,10 +19,12 @@
  *                  (sock_diag from inside each namespace, kernel-side filter)
  *   agent proc     meshroll-agent --once --proc ROOT --source proc
  *                  (parses every namespace's net/tcp and tcp6)
- *   cat            cat of every holder's net/tcp and net/tcp6
- *                  (the least any reader of the same files can do)
- *   ss             ss -tan state established, once per namespace
- *                  (iproute2 over netlink; it has no all-namespaces mode)
+ *   cat            cat of the net/tcp and net/tcp6 the agent reads: every
+ *                  holder's and the host's (the least any reader of the
+ *                  same files can do)
+ *   ss             ss -tan state established, once per namespace, the
+ *                  host's included (iproute2 over netlink; it has no
+ *                  all-namespaces mode)
  *
  * and reports medians, the agent/peer ratios against #10's targets
  * (≤ 1.15× cat, ≤ 0.5× ss), each agent's peak RSS (target ≤ 8 MiB) and CPU
@@ -52,7 +54,7 @@
 #include "meshroll/macro.h"
 
 #define MAX_HOLDERS 16
-#define MAX_PROCS MAX_HOLDERS /* processes in one measured command (ss runs once per namespace) */
+#define MAX_PROCS (MAX_HOLDERS + 1) /* processes in one measured command (ss runs once per namespace) */
 
 typedef struct Measure {
         double wall[64];          /* seconds */
@@ -366,18 +368,23 @@ int main(int argc, char **argv)
                 failed = 1;
         }
 
-        /* The files cat reads: every namespace's, or the one shared namespace's. */
-        unsigned n_ns = netns ? n_holders : 1, lines = 0;
-        char files[2 * MAX_HOLDERS][64], ns_paths[MAX_HOLDERS][64];
-        char *cat_argv[2 * MAX_HOLDERS + 2] = { "cat" };
-        for (unsigned h = 0; h < n_ns; h++) {
-                snprintf(files[2 * h], sizeof(files[0]), "/proc/%d/net/tcp", (int)holders[h]);
-                snprintf(files[2 * h + 1], sizeof(files[0]), "/proc/%d/net/tcp6", (int)holders[h]);
-                snprintf(ns_paths[h], sizeof(ns_paths[0]), "/proc/%d/ns/net", (int)holders[h]);
-                cat_argv[1 + 2 * h] = files[2 * h];
-                cat_argv[2 + 2 * h] = files[2 * h + 1];
+        /*
+         * The files cat reads and the namespaces ss runs in: the host's (this
+         * process's), then every holder's — or, without namespaces, the one
+         * namespace all share.
+         */
+        unsigned n_ns = netns ? n_holders + 1 : 1, lines = 0;
+        char files[2 * (MAX_HOLDERS + 1)][64], ns_paths[MAX_HOLDERS + 1][64];
+        char *cat_argv[2 * (MAX_HOLDERS + 1) + 2] = { "cat" };
+        for (unsigned i = 0; i < n_ns; i++) {
+                int pid = netns ? (i == 0 ? (int)getpid() : (int)holders[i - 1]) : (int)holders[0];
+                snprintf(files[2 * i], sizeof(files[0]), "/proc/%d/net/tcp", pid);
+                snprintf(files[2 * i + 1], sizeof(files[0]), "/proc/%d/net/tcp6", pid);
+                snprintf(ns_paths[i], sizeof(ns_paths[0]), "/proc/%d/ns/net", pid);
+                cat_argv[1 + 2 * i] = files[2 * i];
+                cat_argv[2 + 2 * i] = files[2 * i + 1];
                 if (!failed)
-                        lines += count_lines(files[2 * h]) + count_lines(files[2 * h + 1]);
+                        lines += count_lines(files[2 * i]) + count_lines(files[2 * i + 1]);
         }
         char ports[16];
         snprintf(ports, sizeof(ports), "%u", port);
@@ -394,7 +401,7 @@ int main(int argc, char **argv)
         Command cmds[4] = {
                 { "meshroll-agent --once --source netlink", agent_nl, {}, 0 },
                 { "meshroll-agent --once --source proc", agent_proc, {}, 0 },
-                { "cat net/tcp net/tcp6 (every namespace)", cat_argv, {}, 0 },
+                { "cat net/tcp net/tcp6 (the same files)", cat_argv, {}, 0 },
                 { "ss -tan state established (in each namespace)", ss_argv, {}, 0 },
         };
         if (netns) {
@@ -450,7 +457,7 @@ int main(int argc, char **argv)
                 "## meshroll-agent scan\n\n"
                 "Machine: %ld CPUs, %s. Command: `bench-agent --sockets %u --runs %u%s`.\n"
                 "%u established loopback sockets: %u connections to port %u (the agent tracks %u sockets) "
-                "held by %u processes %s, set up in %.1f s; their net/tcp and tcp6 have %u lines. "
+                "held by %u processes %s, set up in %.1f s; the net/tcp and tcp6 read (host's included) have %u lines. "
                 "Medians of %u interleaved runs, each command a fresh process (ss: one per namespace, "
                 "times summed).\n\n"
                 "| command | wall (median) | CPU (median) | peak RSS |\n|---|---:|---:|---:|\n",
