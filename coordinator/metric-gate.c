@@ -14,7 +14,9 @@
  *   gateBaselines: {<gate>: X}
  *
  * `since` ties the count to one checkpoint: when a phase calls with a new
- * checkpoint start, the counts begin again.
+ * checkpoint start, the counts begin again. A gate's first check is due one
+ * interval after `since`, each next one an interval after the last, so
+ * `checks` passes cover checks × interval of the checkpoint.
  */
 #include <math.h>
 #include <stdio.h>
@@ -362,7 +364,9 @@ int phase_gates_check(const PhaseCtx *ctx, const MetricGateSet *gates, PhaseStat
                 if (passes >= g->checks)
                         continue;
                 all = false;
-                if (last && ctx->now < (usec_t)last + g->interval)
+                /* The first check is one interval into the checkpoint: a check at its very start would
+                 * judge the world before the change (a rate over [1m] still all old traffic). */
+                if (ctx->now < (last ? (usec_t)last : since) + g->interval)
                         continue;
                 int r = check_one(ctx, g, ps, rec);
                 *changed = true;
