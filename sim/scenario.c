@@ -155,6 +155,13 @@ static int fail(Ctx *c, const char *path, const char *fmt, ...)
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
         int line = c->data ? locate_line(c->data, c->size, path) : 0;
+        /* A required field that is missing has no line of its own: give its parent's. */
+        char parent[512];
+        snprintf(parent, sizeof parent, "%s", path);
+        for (char *cut; line == 0 && c->data && (cut = strrchr(parent, '.')) && cut > parent;) {
+                *cut = 0;
+                line = locate_line(c->data, c->size, parent);
+        }
         if (line > 0)
                 return mr_error_set(c->err, -MR_ECONFIG, "%s: line %d: %s: %s", c->source, line, path, msg);
         return mr_error_set(c->err, -MR_ECONFIG, "%s: %s: %s", c->source, path, msg);
@@ -1244,6 +1251,10 @@ static int load_istio(Ctx *c, json_object *root)
                         snprintf(path + strlen(path), sizeof path - strlen(path), ".name");
                         return fail(c, path, "required");
                 }
+                if (json_object_object_get_ex(versions, name, NULL)) {
+                        snprintf(path + strlen(path), sizeof path - strlen(path), ".name");
+                        return fail(c, path, "revision \"%s\" is defined twice", name);
+                }
                 if (!version)
                         version = name;
                 mr_json_set_str(versions, name, version);
@@ -1272,7 +1283,12 @@ static int load_istio(Ctx *c, json_object *root)
                         return r;
         }
         for (size_t i = 0; gws && i < json_object_array_length(gws); i++) {
+                const char *gr = mr_json_get_str(json_object_array_get_idx(gws, i), "revision", NULL);
                 snprintf(path, sizeof path, "istio.gateways[%zu]", i);
+                if (gr && !json_object_object_get_ex(versions, gr, NULL)) {
+                        snprintf(path + strlen(path), sizeof path - strlen(path), ".revision");
+                        return fail(c, path, "no revision \"%s\" in istio.revisions", gr);
+                }
                 if ((r = gateway(c, json_object_array_get_idx(gws, i), path, ns)) < 0)
                         return r;
         }
