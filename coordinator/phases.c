@@ -8,7 +8,9 @@
 #include <stdio.h>
 
 #include "meshroll/log.h"
+#include "gateway.h"
 #include "phase.h"
+#include "sidecar.h"
 #include "traffic.h"
 
 static const char *const kind_names[_PHASE_KIND_MAX] = {
@@ -52,6 +54,8 @@ int phase_state_from_string(const char *s)
 /* Each module's ops; NULL where this build has none (the ztunnel phase is the engine's). */
 static const PhaseOps *const registry[_PHASE_KIND_MAX] = {
         [PHASE_ZTUNNEL] = NULL,
+        [PHASE_SIDECAR] = &sidecar_phase_ops,
+        [PHASE_GATEWAY] = &gateway_phase_ops,
         [PHASE_TRAFFIC] = &traffic_phase_ops,
 };
 
