@@ -13,6 +13,7 @@ const char *gate_node_state_to_string(GateNodeState s)
                 [GATE_NODE_PASS] = "pass",           [GATE_NODE_CONNECTIONS] = "connections",
                 [GATE_NODE_NO_REPORT] = "no report", [GATE_NODE_STALE] = "stale report",
                 [GATE_NODE_OLD_REPORT] = "report predates the drain", [GATE_NODE_UNKNOWN] = "ages not known yet",
+                [GATE_NODE_AHEAD] = "report dated ahead of this clock (clock skew)",
         };
         return s < ELEMENTSOF(names) ? names[s] : "unknown";
 }
@@ -31,6 +32,8 @@ static GateNodeState judge(json_object *lease, const char *phase, unsigned thres
             mr_json_get_int(&duration, lease, "spec", "leaseDurationSeconds", NULL) < 0 || duration <= 0 ||
             renewed + (usec_t)duration * USEC_PER_SEC + SKEW_ALLOWANCE < now)
                 return GATE_NODE_STALE;
+        if (renewed > now + SKEW_ALLOWANCE)
+                return GATE_NODE_AHEAD;
         if (!streq_ptr(seen_phase, phase))
                 return GATE_NODE_OLD_REPORT;
         if (!ll)

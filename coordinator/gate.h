@@ -6,7 +6,10 @@
  * meshroll-agent-<node> (docs/agent.md). A node passes when its report
  *   - exists,
  *   - is fresh: renewTime + leaseDurationSeconds (+ 5 s of clock skew
- *     allowance) is not in the past,
+ *     allowance) is not in the past, and renewTime is not more than those
+ *     5 s in the future (an agent whose clock runs ahead would otherwise
+ *     look fresh long after it stopped: a frozen agent 1 h ahead passed
+ *     the gate for an hour),
  *   - was made while the node carried this group's mark (its
  *     meshroll.io/phase annotation equals phase), so it postdates the drain
  *     it is judging, and
@@ -27,6 +30,7 @@ typedef enum GateNodeState {
         GATE_NODE_STALE,       /* Lease not renewed in time */
         GATE_NODE_OLD_REPORT,  /* report not made under this mark yet */
         GATE_NODE_UNKNOWN,     /* the agent does not know ages yet */
+        GATE_NODE_AHEAD,       /* renewTime ahead of this clock by more than the allowance: age unknowable */
 } GateNodeState;
 
 const char *gate_node_state_to_string(GateNodeState s);
