@@ -57,6 +57,7 @@
 #include <time.h>
 
 #include "controllers-internal.h"
+#include "dataplane-mesh.h"
 #include "dataplane.h"
 #include "meshroll/json-util.h"
 
@@ -70,6 +71,9 @@
 #define DP_ACCEPT_BATCH 64   /* accepts per listener event */
 #define DP_PUMP_ROUNDS 16    /* read/write rounds per relay event */
 #define DP_IDLE_WAIT_MS 1000 /* epoll timeout: the loop re-checks its stop flag at least this often */
+#define DP_ERROR_RATE_ANNOTATION "sim.meshroll.io/error-rate" /* a backend answers 503 to this share */
+#define DP_SCAN_MAX 24      /* the start of a request or answer line kept for metrics */
+#define DP_INFLIGHT_MAX 8   /* requests timed per relay (the protocol has one at a time) */
 
 /* --- state --------------------------------------------------------------------------------- */
 
@@ -87,6 +91,8 @@ typedef struct DpNode {
         SimDpHandler lh_out, lh_in;
         uint64_t accepted, reset;
         uint32_t active;
+        DpMetrics metrics;              /* istio_requests_total, … (dataplane-mesh.h) */
+        DpMetricsServer *metrics_server; /* /metrics on addr:metrics port */
 } DpNode;
 
 typedef struct BackendConn BackendConn;
@@ -97,6 +103,8 @@ typedef struct DpPod {
         bool dead;
         char ns[64], name[256], uid[64], node[256];
         json_object *labels; /* owned copy */
+        char workload[256], version[64]; /* Istio's destination_workload / destination_version */
+        double error_rate, error_acc;    /* share of requests answered 503; its running remainder */
         bool running, ready, deleting, seen;
         uint32_t index;
         struct in_addr addr;
@@ -129,6 +137,7 @@ typedef struct DpService {
         uint16_t port;         /* numeric targetPort, else port */
         bool served;
         uint64_t rr;
+        DpRouting routing; /* its VirtualService's weighted subsets (dataplane-mesh.h) */
 } DpService;
 
 typedef enum RelayKind {
@@ -161,6 +170,14 @@ struct Relay {
         bool refused;          /* inbound to a terminating backend: FIN sent, reading until the peer's */
         char destination[320]; /* "ns/service" or the backend address, for diagnostics and metrics */
         RelaySide side[2];     /* 0: downstream (accepted), 1: upstream */
+
+        /* Metrics: the labels, the lines being passed on, and when each request in flight was sent. */
+        bool measured;
+        char src_workload[256], src_ns[64], dst_service[384], dst_workload[256], dst_ns[64], dst_version[64];
+        char scan[2][DP_SCAN_MAX]; /* per direction: the start of the current line */
+        size_t scan_len[2];
+        usec_t inflight[DP_INFLIGHT_MAX];
+        unsigned inflight_head, inflight_n;
 };
 
 typedef struct DpCall {
@@ -175,7 +192,7 @@ struct SimDataplane {
         char *ztunnel_ns, *ztunnel_name;
         char **services; /* NULL: every Service with a selector */
         uint8_t net;
-        uint16_t port_out, port_in;
+        uint16_t port_out, port_in, port_metrics;
         bool annotate, observing;
 
         /* Shared with other threads: mu guards these. Lock order: store lock, then mu. */
@@ -379,22 +396,35 @@ static void relay_free_later(Relay *r, bool reset, bool by_restart)
         sim_dataplane_defer_free(dp, &r->deferred, r);
 }
 
-/* The endpoint of service ns/name to send the next connection to, round-robin over Ready backends. */
+/*
+ * The endpoint of service ns/name to send the next connection to: the subset
+ * its VirtualService's weights choose (if it has one), then round-robin over
+ * that subset's Ready backends. NULL when there is none (a subset no
+ * DestinationRule defines has none, as Istio answers 503 NR).
+ */
 static DpPod *pick_endpoint(SimDataplane *dp, const char *ns, const char *name, DpService **ret_svc)
 {
         DpService *svc = NULL;
+        json_object *subset = NULL;
         size_t count = 0;
         for (size_t i = 0; i < dp->n_svcs && !svc; i++)
                 if (streq(dp->svcs[i].ns, ns) && streq(dp->svcs[i].name, name))
                         svc = &dp->svcs[i];
         if (!svc || !svc->served)
                 return NULL;
+        if (svc->routing.n > 0) {
+                int k = dp_routing_pick(&svc->routing);
+                if (k < 0 || svc->routing.subsets[k].undefined)
+                        return NULL;
+                subset = svc->routing.subsets[k].labels;
+        }
         for (int pass = 0; pass < 2; pass++) {
                 size_t k = 0, want = pass ? svc->rr++ % count : 0;
                 for (size_t i = 0; i < dp->n_pods; i++) {
                         DpPod *p = dp->pods[i];
                         if (p->lfd < 0 || p->draining || !p->ready || p->deleting || p->port != svc->port ||
-                            !streq(p->ns, ns) || !selector_matches(svc->selector, p->labels))
+                            !streq(p->ns, ns) || !selector_matches(svc->selector, p->labels) ||
+                            (subset && json_object_object_length(subset) > 0 && !selector_matches(subset, p->labels)))
                                 continue;
                         if (pass && k == want) {
                                 *ret_svc = svc;
@@ -412,6 +442,91 @@ static DpPod *pick_endpoint(SimDataplane *dp, const char *ns, const char *name, 
 static bool relay_pump(Relay *r);
 
 static void relay_side_event(SimDpHandler *h, uint32_t events);
+
+/* --- relay metrics ------------------------------------------------------------------------------ */
+
+/* The client pod behind an outbound connection, by its source address. */
+static void relay_label_source(Relay *r)
+{
+        struct sockaddr_in sa;
+        socklen_t l = sizeof sa;
+        snprintf(r->src_workload, sizeof r->src_workload, "unknown");
+        snprintf(r->src_ns, sizeof r->src_ns, "unknown");
+        if (getpeername(r->side[0].fd, (struct sockaddr *)&sa, &l) < 0 || sa.sin_family != AF_INET)
+                return;
+        for (size_t i = 0; i < r->dp->n_pods; i++) {
+                DpPod *p = r->dp->pods[i];
+                if (p->addr.s_addr != sa.sin_addr.s_addr)
+                        continue;
+                snprintf(r->src_workload, sizeof r->src_workload, "%s", p->workload);
+                snprintf(r->src_ns, sizeof r->src_ns, "%s", p->ns);
+                return;
+        }
+}
+
+/* service NULL: the first served Service selecting the pod. */
+static void relay_label_destination(Relay *r, DpPod *p, const char *ns, const char *service)
+{
+        SimDataplane *dp = r->dp;
+        for (size_t k = 0; k < dp->n_svcs && !service; k++)
+                if (dp->svcs[k].served && streq(dp->svcs[k].ns, p->ns) && dp->svcs[k].port == p->port &&
+                    selector_matches(dp->svcs[k].selector, p->labels))
+                        service = dp->svcs[k].name;
+        snprintf(r->dst_service, sizeof r->dst_service, "%s.%s.svc.cluster.local", service ? service : "unknown",
+                 ns);
+        snprintf(r->dst_workload, sizeof r->dst_workload, "%s", p->workload);
+        snprintf(r->dst_ns, sizeof r->dst_ns, "%s", p->ns);
+        snprintf(r->dst_version, sizeof r->dst_version, "%s", p->version);
+        r->measured = true;
+}
+
+/*
+ * Bytes relayed in direction dir (0: requests, downstream → upstream; 1:
+ * answers). A request line "GET <id>" starts a timer; an answer line
+ * "<code> <id>" stops the oldest and is counted on the node's metrics.
+ */
+static void relay_scan(Relay *r, int dir, const char *data, size_t n)
+{
+        for (size_t i = 0; i < n && r->measured; i++) {
+                if (data[i] != '\n') {
+                        if (r->scan_len[dir] < DP_SCAN_MAX - 1)
+                                r->scan[dir][r->scan_len[dir]++] = data[i];
+                        continue;
+                }
+                char *line = r->scan[dir];
+                line[r->scan_len[dir]] = 0;
+                r->scan_len[dir] = 0;
+                if (dir == 0) {
+                        if (startswith(line, "GET ") && r->inflight_n < DP_INFLIGHT_MAX) {
+                                r->inflight[(r->inflight_head + r->inflight_n) % DP_INFLIGHT_MAX] = sim_dataplane_now();
+                                r->inflight_n++;
+                        }
+                        continue;
+                }
+                char code[8];
+                size_t cl = strspn(line, "0123456789");
+                if (cl == 0 || cl >= sizeof code || line[cl] != ' ')
+                        continue;
+                memcpy(code, line, cl);
+                code[cl] = 0;
+                double ms = 0;
+                if (r->inflight_n > 0) {
+                        ms = (double)(sim_dataplane_now() - r->inflight[r->inflight_head]) / (double)USEC_PER_MSEC;
+                        r->inflight_head = (r->inflight_head + 1) % DP_INFLIGHT_MAX;
+                        r->inflight_n--;
+                }
+                DpRequestLabels l = {
+                        .reporter = r->kind == RELAY_OUTBOUND ? "source" : "destination",
+                        .source_workload = r->src_workload,
+                        .source_workload_namespace = r->src_ns,
+                        .destination_service = r->dst_service,
+                        .destination_workload = r->dst_workload,
+                        .destination_workload_namespace = r->dst_ns,
+                        .destination_version = r->dst_version,
+                };
+                dp_metrics_request(&r->node->metrics, &l, code, ms);
+        }
+}
 
 /* Parses the CONNECT line and starts the upstream connect. false when the relay was reset. */
 static bool relay_route(Relay *r, const char *line)
@@ -439,6 +554,8 @@ static bool relay_route(Relay *r, const char *line)
                 DpNode *n = ep ? find_node(dp, ep->node) : NULL;
                 if (!ep || !n)
                         goto fail;
+                relay_label_source(r);
+                relay_label_destination(r, ep, ns, name);
                 char a[INET_ADDRSTRLEN];
                 inet_ntop(AF_INET, &ep->addr, a, sizeof a);
                 snprintf(header, sizeof header, "CONNECT %s:%u\n", a, ep->port);
@@ -462,6 +579,9 @@ static bool relay_route(Relay *r, const char *line)
                                 backend = dp->pods[i];
                 if (!backend)
                         goto fail;
+                snprintf(r->src_workload, sizeof r->src_workload, "unknown");
+                snprintf(r->src_ns, sizeof r->src_ns, "unknown");
+                relay_label_destination(r, backend, backend->ns, NULL);
                 if (backend->lfd < 0) {
                         /*
                          * Terminating (or not yet serving): refuse gracefully, as the pod's own
@@ -614,6 +734,7 @@ static bool relay_pump(Relay *r)
                         if (s->len > 0 && o_ready) {
                                 ssize_t n = send(o->fd, s->buf, s->len, MSG_NOSIGNAL);
                                 if (n > 0) {
+                                        relay_scan(r, i, s->buf, (size_t)n);
                                         memmove(s->buf, s->buf + n, s->len - (size_t)n);
                                         s->len -= (size_t)n;
                                         progress = true;
@@ -792,10 +913,14 @@ static bool backend_conn_answer(BackendConn *c)
                 if (!c->shut) {
                         char resp[DP_LINE_MAX + 16];
                         const char *id = l > 4 && strneq(c->in, "GET ", 4) ? c->in + 4 : NULL;
-                        int n = id ? snprintf(resp, sizeof resp, "200 %.*s\n", (int)(l - 4), id)
+                        /* An exact share, spread evenly: every (1 / error_rate)-th request fails. */
+                        double acc = c->pod->error_acc + (id ? c->pod->error_rate : 0);
+                        int code = acc >= 1 ? 503 : 200;
+                        int n = id ? snprintf(resp, sizeof resp, "%d %.*s\n", code, (int)(l - 4), id)
                                    : snprintf(resp, sizeof resp, "400 bad-request\n");
                         if (n < 0 || (size_t)n > sizeof c->out - c->out_len)
                                 return true; /* no room: answer once the output drains */
+                        c->pod->error_acc = code == 503 ? acc - 1 : acc;
                         memcpy(c->out + c->out_len, resp, (size_t)n);
                         c->out_len += (size_t)n;
                 }
@@ -943,6 +1068,8 @@ static void backend_close_all(DpPod *p)
 
 typedef struct SnapPod {
         char ns[64], name[256], uid[64], node[256];
+        char workload[256], version[64];
+        double error_rate;
         json_object *labels;
         bool running, ready, deleting, ztunnel;
 } SnapPod;
@@ -1021,6 +1148,14 @@ static int snap_pod(json_object *obj, void *userdata)
                      streq_ptr(mr_json_get_str(ref, "kind", NULL), "DaemonSet") &&
                      streq_ptr(mr_json_get_str(ref, "name", NULL), dp->ztunnel_name);
         json_object *labels = mr_json_get(obj, "metadata", "labels", NULL);
+        dp_pod_workload(obj, p->workload, sizeof p->workload);
+        dp_pod_version(labels, p->version, sizeof p->version);
+        const char *rate = mr_json_get_str(obj, "metadata", "annotations", DP_ERROR_RATE_ANNOTATION, NULL);
+        if (rate) {
+                char *end;
+                double v = strtod(rate, &end);
+                p->error_rate = end != rate && !*end && v > 0 && v <= 1 ? v : 0; /* anything else: no errors */
+        }
         if (!p->ztunnel && labels) {
                 p->labels = mr_json_copy(labels);
                 if (!p->labels)
@@ -1074,8 +1209,10 @@ static void snapshot_done(Snapshot *s)
 {
         for (size_t i = 0; i < s->n_pods; i++)
                 json_object_put(s->pods[i].labels);
-        for (size_t i = 0; i < s->n_svcs; i++)
+        for (size_t i = 0; i < s->n_svcs; i++) {
                 json_object_put(s->svcs[i].selector);
+                dp_routing_clear(&s->svcs[i].routing);
+        }
         free(s->nodes);
         free(s->pods);
         free(s->svcs);
@@ -1104,6 +1241,10 @@ static int ensure_nodes(SimDataplane *dp, Snapshot *s)
                         n->lfd_out = n->lfd_in = -EBADF;
                         n->lh_out.fn = proxy_out_event;
                         n->lh_in.fn = proxy_in_event;
+                        if (dp_metrics_init(&n->metrics) < 0) {
+                                free(n);
+                                return -ENOMEM;
+                        }
                         dp->nodes[dp->n_nodes++] = n;
                 }
                 if (!dp->annotate)
@@ -1132,6 +1273,9 @@ static int take_snapshot(SimDataplane *dp, Snapshot *s)
             (r = sim_store_foreach(dp->store, &SIM_PODS, NULL, snap_pod, s)) >= 0 &&
             (r = sim_store_foreach(dp->store, &SIM_SERVICES, NULL, snap_service, s)) >= 0)
                 r = ensure_nodes(dp, s);
+        for (size_t i = 0; r >= 0 && i < s->n_svcs; i++)
+                if (s->svcs[i].served)
+                        r = dp_routing_read(dp->store, s->svcs[i].ns, s->svcs[i].name, &s->svcs[i].routing);
         sim_store_unlock(dp->store);
         return r;
 }
@@ -1176,6 +1320,9 @@ static void reconcile_nodes(SimDataplane *dp, Snapshot *s)
                         n->serving[0] = 0;
                 else if (!keep[n->index])
                         memcpy(n->serving, cand[n->index], sizeof n->serving);
+                if (n->present && !n->metrics_server)
+                        (void)dp_metrics_server_start(dp, n->addr, dp->port_metrics, &n->metrics,
+                                                      &n->metrics_server); /* retried on the next pass */
                 if (n->serving[0] && n->lfd_out < 0)
                         (void)proxy_listen(dp, n); /* on failure (address taken), the next pass retries */
                 else if (!n->serving[0] && n->lfd_out >= 0)
@@ -1253,6 +1400,9 @@ static void reconcile_pods(SimDataplane *dp, Snapshot *s)
                 p->running = sp->running;
                 p->ready = sp->ready;
                 p->deleting = sp->deleting;
+                memcpy(p->workload, sp->workload, sizeof p->workload);
+                memcpy(p->version, sp->version, sizeof p->version);
+                p->error_rate = sp->error_rate;
                 json_object_put(p->labels);
                 p->labels = TAKE_PTR(sp->labels);
                 p->seen = true;
@@ -1261,10 +1411,14 @@ static void reconcile_pods(SimDataplane *dp, Snapshot *s)
         /* Services: the new list, keeping each one's round-robin position. */
         for (size_t i = 0; i < s->n_svcs; i++)
                 for (size_t k = 0; k < dp->n_svcs; k++)
-                        if (streq(s->svcs[i].ns, dp->svcs[k].ns) && streq(s->svcs[i].name, dp->svcs[k].name))
+                        if (streq(s->svcs[i].ns, dp->svcs[k].ns) && streq(s->svcs[i].name, dp->svcs[k].name)) {
                                 s->svcs[i].rr = dp->svcs[k].rr;
-        for (size_t k = 0; k < dp->n_svcs; k++)
+                                dp_routing_carry(&s->svcs[i].routing, &dp->svcs[k].routing);
+                        }
+        for (size_t k = 0; k < dp->n_svcs; k++) {
                 json_object_put(dp->svcs[k].selector);
+                dp_routing_clear(&dp->svcs[k].routing);
+        }
         free(dp->svcs);
         dp->svcs = TAKE_PTR(s->svcs);
         dp->n_svcs = s->n_svcs;
@@ -1326,7 +1480,8 @@ static void observer(SimStore *s, const SimKind *k, SimEventType type, json_obje
                      void *userdata)
 {
         SimDataplane *dp = userdata;
-        if (k != &SIM_PODS && k != &SIM_NODES && k != &SIM_SERVICES)
+        if (k != &SIM_PODS && k != &SIM_NODES && k != &SIM_SERVICES && k != &SIM_VIRTUALSERVICES &&
+            k != &SIM_DESTINATIONRULES)
                 return;
         pthread_mutex_lock(&dp->mu);
         bool was = dp->dirty;
@@ -1359,6 +1514,8 @@ static void teardown(SimDataplane *dp)
                 pod_free_later(dp, i - 1);
         for (size_t i = 0; i < dp->n_nodes; i++) {
                 proxy_unlisten(dp->nodes[i]);
+                dp_metrics_server_stop(dp->nodes[i]->metrics_server);
+                dp_metrics_done(&dp->nodes[i]->metrics);
                 free(dp->nodes[i]);
         }
         free(dp->nodes);
@@ -1454,6 +1611,7 @@ int sim_dataplane_start(SimStore *store, const SimDataplaneOptions *opts, SimDat
         dp->net = opts->net ? opts->net : 1;
         dp->port_out = opts->outbound_port ? opts->outbound_port : 15001;
         dp->port_in = opts->inbound_port ? opts->inbound_port : 15006;
+        dp->port_metrics = opts->metrics_port ? opts->metrics_port : 15020;
         dp->annotate = !opts->no_annotate;
         dp->ev_handler.fn = eventfd_event;
         pthread_mutex_init(&dp->mu, NULL);
@@ -1523,8 +1681,10 @@ SimDataplane *sim_dataplane_stop(SimDataplane *dp)
                 (void)!write(dp->evfd, &one, sizeof one);
                 pthread_join(dp->thread, NULL);
         }
-        for (size_t k = 0; k < dp->n_svcs; k++)
+        for (size_t k = 0; k < dp->n_svcs; k++) {
                 json_object_put(dp->svcs[k].selector);
+                dp_routing_clear(&dp->svcs[k].routing);
+        }
         free(dp->svcs);
         free(dp->pods);
         if (dp->epfd >= 0)

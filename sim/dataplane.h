@@ -49,6 +49,7 @@ typedef struct SimDataplaneOptions {
         uint8_t net;            /* second octet of every address; 0 → 1 (127.1.x.y) */
         uint16_t outbound_port; /* 0 → 15001 */
         uint16_t inbound_port;  /* 0 → 15006 */
+        uint16_t metrics_port;  /* each node's /metrics (Istio-style request metrics); 0 → 15020 */
         bool no_annotate;       /* do not write sim.meshroll.io/address on Nodes */
 } SimDataplaneOptions;
 

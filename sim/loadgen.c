@@ -70,6 +70,7 @@ struct Slot {
             sent; /* the application's current request: issued; written on the current connection */
         uint64_t seq;
         usec_t pending_since;
+        unsigned answered; /* on the current connection */
 };
 
 typedef struct Cand {
@@ -86,7 +87,7 @@ struct SimLoadgen {
         bool attached;
         char *ns, *service;
         MrSelector *selector;
-        unsigned per_pod, max_conns;
+        unsigned per_pod, max_conns, per_conn;
         usec_t interval, timeout, reconnect_delay, tick;
         uint16_t port;
 
@@ -286,10 +287,15 @@ static void slot_closed(SimLoadgen *lg, Slot *s, usec_t now)
         s->reconnect_at = now;
 }
 
-/* Home pod leaving: once no request is in flight, FIN and wait for the peer's. */
+/*
+ * Home pod leaving, or the connection has carried requests_per_connection
+ * answers: once no request is in flight, FIN and wait for the peer's.
+ */
 static void slot_maybe_leave(SimLoadgen *lg, Slot *s, usec_t now)
 {
-        if (s->state != SLOT_OPEN || home_alive(lg, s) || (s->pending && s->sent) || s->conn->out_len > 0)
+        bool recycle = lg->per_conn > 0 && s->answered >= lg->per_conn;
+        if (s->state != SLOT_OPEN || (home_alive(lg, s) && !recycle) || (s->pending && s->sent) ||
+            s->conn->out_len > 0)
                 return;
         (void)shutdown(s->conn->fd, SHUT_WR);
         s->state = SLOT_CLOSING;
@@ -299,6 +305,7 @@ static void slot_maybe_leave(SimLoadgen *lg, Slot *s, usec_t now)
 static void slot_opened(SimLoadgen *lg, Slot *s, usec_t now)
 {
         s->state = SLOT_OPEN;
+        s->answered = 0;
         lg->c.connections_opened++;
         lg->c.connections_active++;
         if (!queue(s->conn, "CONNECT %s\n", lg->service)) {
@@ -329,10 +336,13 @@ static bool slot_read_answers(SimLoadgen *lg, Slot *s, usec_t now)
                 uint64_t seq = *end == ' ' ? strtoull(end + 1, NULL, 10) : 0;
                 if (s->pending && s->sent && seq == s->seq) {
                         s->pending = s->sent = false;
+                        s->answered++;
                         if (code == 200)
                                 lg->c.requests_ok++;
-                        else
+                        else {
                                 lg->c.requests_failed++;
+                                lg->c.requests_error++;
+                        }
                 }
                 size_t l = (size_t)(nl - c->in) + 1;
                 memmove(c->in, c->in + l, c->in_len - l);
@@ -603,6 +613,7 @@ int sim_loadgen_start(SimDataplane *dp, const SimLoadgenOptions *opts, SimLoadge
         lg->timer_h.fn = timer_event;
         lg->per_pod = opts->connections_per_pod ? opts->connections_per_pod : 4;
         lg->max_conns = opts->max_connections ? opts->max_connections : 10000;
+        lg->per_conn = opts->requests_per_connection;
         double rate = opts->rate > 0 ? opts->rate : 10;
         lg->interval = MAX((usec_t)((double)USEC_PER_SEC / rate), (usec_t)1);
         lg->timeout = opts->request_timeout ? opts->request_timeout : 2 * USEC_PER_SEC;

@@ -44,12 +44,20 @@ typedef struct SimLoadgenOptions {
         double rate;                  /* requests per second per connection (real time); 0 → 10 */
         usec_t request_timeout;       /* real µs; 0 → 2 s */
         usec_t reconnect_delay;       /* real µs after a refused connect; 0 → 50 ms */
+        /*
+         * Close a connection gracefully after this many answers and open a new
+         * one (an HTTP client's cap on requests per connection); 0: never. The
+         * data plane routes by weight per connection, so this is what moves
+         * traffic when a VirtualService's weights change.
+         */
+        unsigned requests_per_connection;
 } SimLoadgenOptions;
 
 typedef struct SimLoadgenCounters {
         uint64_t requests_sent;      /* requests the application issued (a retry is not a new one) */
         uint64_t requests_ok;        /* answered 200 */
         uint64_t requests_failed;    /* reset, timed out or answered otherwise */
+        uint64_t requests_error;     /* of requests_failed: answered with a code other than 200 (a 503) */
         uint64_t requests_retried;   /* re-sent after a graceful close (not failed) */
         uint64_t requests_timed_out; /* of requests_failed */
         uint64_t connections_opened;
