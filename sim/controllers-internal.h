@@ -130,6 +130,27 @@ const char *sim_injection_revision(SimStore *s, const char *ns, json_object *pod
 
 /* --- scheduler.c: placement predicates the DaemonSet controller shares --------------------- */
 
+/* true unless the node's Ready condition says otherwise (no conditions yet: Ready). */
+bool sim_node_is_ready(json_object *node);
+
+/*
+ * The scheduler's cache (scheduler.c): per-node trimmed state and the
+ * requests of the pods bound there, kept from every pod and node write,
+ * and the set of pods waiting for a node. Store lock held for all.
+ */
+typedef struct SimSchedCache SimSchedCache;
+int sim_sched_cache_new(SimSchedCache **ret);
+SimSchedCache *sim_sched_cache_free(SimSchedCache *sc);
+/* Feeds one write (the store observer's arguments; obj and old borrowed). */
+void sim_sched_cache_observe(SimSchedCache *sc, const SimKind *k, SimEventType type, json_object *obj,
+                             json_object *old);
+/* Enqueues every pending pod for the scheduler. */
+void sim_sched_cache_enqueue_pending(SimControllers *c, SimSchedCache *sc);
+/* Number of pods waiting for a node. */
+size_t sim_sched_cache_pending(const SimSchedCache *sc);
+/* The controllers' cache (borrowed). */
+SimSchedCache *sim_controllers_sched_cache(SimControllers *c);
+
 /* nodeName, nodeSelector and required node affinity of pod (or pod template: reads .spec) against node. */
 bool sim_node_fits_placement(json_object *pod, json_object *node);
 /* The first NoSchedule/NoExecute taint of node that tolerations (may be NULL) leave uncovered, or NULL. */

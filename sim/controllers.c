@@ -57,6 +57,7 @@ struct SimControllers {
         usec_t next_resync;
         uint64_t rng;
         json_object *pending; /* debounce: key → {"want","since"}; store lock held */
+        SimSchedCache *sched; /* store lock held */
 };
 
 /*
@@ -98,6 +99,11 @@ static const SimKind *primary_kind(SimCtrl id)
         default:
                 return NULL;
         }
+}
+
+SimSchedCache *sim_controllers_sched_cache(SimControllers *c)
+{
+        return c->sched;
 }
 
 SimStore *sim_controllers_store(SimControllers *c)
@@ -232,12 +238,13 @@ static void observer(SimStore *s, const SimKind *k, SimEventType type, json_obje
         if (!name)
                 return;
 
+        sim_sched_cache_observe(c->sched, k, type, obj, old);
         if (k == &SIM_PODS) {
                 sim_controllers_enqueue(c, SIM_CTRL_KUBELET, ns, name);
                 if (!mr_json_get_str(obj, "spec", "nodeName", NULL) && type != SIM_EVENT_DELETED)
                         sim_controllers_enqueue(c, SIM_CTRL_SCHEDULER, ns, name);
                 if (type == SIM_EVENT_DELETED)
-                        sim_controllers_enqueue_all(c, SIM_CTRL_SCHEDULER); /* capacity freed */
+                        sim_sched_cache_enqueue_pending(c, c->sched); /* capacity freed */
                 enqueue_owner(c, obj, ns);
                 if (old)
                         enqueue_owner(c, old, ns);
@@ -246,7 +253,7 @@ static void observer(SimStore *s, const SimKind *k, SimEventType type, json_obje
         } else if (k == &SIM_NODES) {
                 sim_controllers_enqueue(c, SIM_CTRL_NODE, NULL, name);
                 sim_controllers_enqueue_all(c, SIM_CTRL_DAEMONSET);
-                sim_controllers_enqueue_all(c, SIM_CTRL_SCHEDULER);
+                sim_sched_cache_enqueue_pending(c, c->sched);
         } else if (k == &SIM_DAEMONSETS) {
                 sim_controllers_enqueue(c, SIM_CTRL_DAEMONSET, ns, name);
         } else if (k == &SIM_DEPLOYMENTS) {
@@ -296,6 +303,11 @@ static void run_key(SimControllers *c, SimCtrl id, const char *key, usec_t now)
 
         if (!syncs[id])
                 return;
+        if (streq(name, "*") && id == SIM_CTRL_SCHEDULER) {
+                /* Only pending pods have anything to schedule: the cache knows them. */
+                sim_sched_cache_enqueue_pending(c, c->sched);
+                return;
+        }
         if (streq(name, "*") && id != SIM_CTRL_GC) {
                 /* Every object of the primary kind in the namespace. */
                 const SimKind *k = primary_kind(id);
@@ -440,12 +452,42 @@ static void *thread_main(void *userdata)
         return NULL;
 }
 
+typedef struct SeedCtx {
+        SimStore *store;
+        SimSchedCache *sched;
+        const SimKind *kind;
+} SeedCtx;
+
+/* Feeds an object already stored to the scheduler's cache, one tree at a time. */
+static int seed_one(const SimRaw *raw, void *userdata)
+{
+        SeedCtx *sd = userdata;
+        size_t mark = sim_store_mark(sd->store);
+        json_object *obj = sim_store_raw_object(sd->store, raw);
+        if (obj)
+                sim_sched_cache_observe(sd->sched, sd->kind, SIM_EVENT_ADDED, obj, NULL);
+        sim_store_release(sd->store, mark);
+        return obj ? 0 : -ENOMEM;
+}
+
+static int seed_sched_cache(SimStore *store, SimSchedCache *sched)
+{
+        SeedCtx sd = {.store = store, .sched = sched, .kind = &SIM_NODES};
+        int r = sim_store_foreach_raw(store, &SIM_NODES, NULL, NULL, NULL, seed_one, &sd);
+        if (r < 0)
+                return r;
+        sd.kind = &SIM_PODS;
+        return sim_store_foreach_raw(store, &SIM_PODS, NULL, NULL, NULL, seed_one, &sd);
+}
+
 static int controllers_new(SimStore *store, const SimControllersOptions *opts, SimControllers **ret)
 {
         SimControllers *c = calloc(1, sizeof *c);
         ObserverSlot *slot = calloc(1, sizeof *slot);
         pthread_condattr_t attr;
-        if (!c || !slot) {
+        if (!c || !slot || sim_sched_cache_new(&c->sched) < 0) {
+                if (c)
+                        sim_sched_cache_free(c->sched);
                 free(c);
                 free(slot);
                 return -ENOMEM;
@@ -466,11 +508,14 @@ static int controllers_new(SimStore *store, const SimControllersOptions *opts, S
 
         sim_store_lock(store);
         c->next_resync = sim_store_now(store) + (c->opts.resync ? c->opts.resync : 30 * USEC_PER_SEC);
-        int r = sim_store_observe(store, observer, slot);
+        int r = seed_sched_cache(store, c->sched);
+        if (r >= 0)
+                r = sim_store_observe(store, observer, slot);
         sim_store_unlock(store);
         if (r < 0) {
                 c->slot = NULL;
                 free(slot);
+                sim_sched_cache_free(c->sched);
                 pthread_cond_destroy(&c->cond);
                 pthread_mutex_destroy(&c->mu);
                 free(c);
@@ -521,6 +566,7 @@ SimControllers *sim_controllers_stop(SimControllers *c)
         for (int id = 0; id < _SIM_CTRL_MAX; id++)
                 json_object_put(c->dirty[id]);
         json_object_put(c->pending);
+        sim_sched_cache_free(c->sched);
         for (size_t i = 0; i < c->n_timers; i++)
                 free(c->timers[i].key);
         free(c->timers);

@@ -152,6 +152,55 @@ static void test_pod_count(void **state)
         assert_int_equal(bound, 2);
 }
 
+/* Least pods first, ties by name: one pod at a time goes round the nodes in name order. */
+static void test_least_allocated_order(void **state)
+{
+        Env *e = *state;
+        static const char *const want[] = {"n1", "n2", "n3", "n1", "n2"};
+        sim_env_add_node(e, "n2", NULL, NULL);
+        sim_env_add_node(e, "n1", NULL, NULL);
+        sim_env_add_node(e, "n3", NULL, NULL);
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                char name[8];
+                snprintf(name, sizeof name, "p%zu", i);
+                pod(e, name, NULL);
+                sim_env_settle(e);
+                assert_string_equal(sim_env_field(e, &SIM_PODS, "default", name, "spec", "nodeName", NULL), want[i]);
+        }
+}
+
+/*
+ * The per-node accounting follows the pods, not the node object: a node
+ * deleted and created again still counts the pods bound to it, and a pod
+ * created already bound (as a pinned one) counts too.
+ */
+static void test_accounting_survives_node_recreate(void **state)
+{
+        Env *e = *state;
+        sim_env_add_node(e, "n1", NULL, "{\"pods\":\"2\"}");
+        pod(e, "a", "\"nodeName\":\"n1\"");
+        pod(e, "b", NULL);
+        sim_env_settle(e);
+        assert_string_equal(sim_env_field(e, &SIM_PODS, "default", "b", "spec", "nodeName", NULL), "n1");
+
+        sim_store_lock(e->store);
+        assert_int_equal(sim_store_delete(e->store, &SIM_NODES, NULL, "n1", 0, NULL, NULL, "test", NULL, NULL), 0);
+        sim_store_unlock(e->store);
+        sim_env_add_node(e, "n1", NULL, "{\"pods\":\"2\"}");
+        pod(e, "c", NULL);
+        sim_env_settle(e);
+        assert_string_equal(sim_env_field(e, &SIM_PODS, "default", "c", "spec", "nodeName", NULL), "");
+        sim_store_lock(e->store);
+        json_object *cond = json_object_array_get_idx(
+                mr_json_get(sim_store_get(e->store, &SIM_PODS, "default", "c"), "status", "conditions", NULL), 0);
+        assert_string_equal(mr_json_get_str(cond, "message", NULL), "0/1 nodes are available: 1 Too many pods.");
+        /* b goes: c takes its place */
+        assert_true(sim_store_delete(e->store, &SIM_PODS, "default", "b", 0, NULL, NULL, "test", NULL, NULL) >= 0);
+        sim_store_unlock(e->store);
+        sim_env_run_for(e, 5 * USEC_PER_SEC);
+        assert_string_equal(sim_env_field(e, &SIM_PODS, "default", "c", "spec", "nodeName", NULL), "n1");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -161,6 +210,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_selector_and_affinity, sim_env_setup, sim_env_teardown),
                 cmocka_unit_test_setup_teardown(test_capacity, sim_env_setup, sim_env_teardown),
                 cmocka_unit_test_setup_teardown(test_pod_count, sim_env_setup, sim_env_teardown),
+                cmocka_unit_test_setup_teardown(test_least_allocated_order, sim_env_setup, sim_env_teardown),
+                cmocka_unit_test_setup_teardown(test_accounting_survives_node_recreate, sim_env_setup, sim_env_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
