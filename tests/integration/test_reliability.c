@@ -97,6 +97,22 @@ typedef struct Env {
         KubeClient *client;
 } Env;
 
+/* Every child started, so a failed test (cmocka longjmps out of it) leaves none running. */
+static pid_t children[256];
+static size_t n_children;
+
+static int kill_children(void **state)
+{
+        for (size_t i = 0; i < n_children; i++)
+                if (waitpid(children[i], NULL, WNOHANG) == 0) { /* still ours and running */
+                        (void)kill(children[i], SIGCONT);
+                        (void)kill(children[i], SIGKILL);
+                        (void)waitpid(children[i], NULL, 0);
+                }
+        n_children = 0;
+        return 0;
+}
+
 static pid_t spawn(const char *log_path, char *const argv[], char *const extra_env[])
 {
         posix_spawn_file_actions_t fa;
@@ -117,6 +133,8 @@ static pid_t spawn(const char *log_path, char *const argv[], char *const extra_e
         posix_spawn_file_actions_destroy(&fa);
         if (r != 0)
                 fail_msg("cannot start %s: %s", argv[0], strerror(r));
+        if (n_children < ELEMENTSOF(children))
+                children[n_children++] = pid;
         return pid;
 }
 
@@ -859,11 +877,14 @@ static void split_brain(unsigned n, const double skews[])
         env_start(&e, NULL, NULL);
         _cleanup_(json_object_putp) json_object *doc = parse_yaml(rollout_split);
         api_create(&e, &KUBE_ROLLOUTS, NULL, doc);
-        for (unsigned i = 0; i < n; i++)
+        /* c1 first, so it is the first holder; the others follow. */
+        pids[0] = start_controller(&e, ids[0], skews[0]);
+        _cleanup_free_ char *h1 = wait_holder(&e, NULL, 30 * USEC_PER_SEC);
+        assert_string_equal(h1, ids[0]);
+        for (unsigned i = 1; i < n; i++)
                 pids[i] = start_controller(&e, ids[i], skews[i]);
 
         /* The first holder starts the rollout; freeze it mid-way, past its lease. */
-        _cleanup_free_ char *h1 = wait_holder(&e, NULL, 30 * USEC_PER_SEC);
         wait_phase(&e, "Progressing", 30 * USEC_PER_SEC);
         unsigned i1 = 0;
         while (i1 < n && !streq(ids[i1], h1))
@@ -1135,6 +1156,10 @@ static void test_agent_frozen_clock_ahead(void **state)
  * autoscaler or an operator removes it): the rollout must still complete
  * on the remaining nodes, or pause naming the node; never leave the
  * group's other nodes cordoned behind a completed rollout.
+ *
+ * KNOWN FAILURE (suite node-deleted, registered should_fail): the engine
+ * stays in Replacing for ever, waiting for a target-revision ztunnel pod
+ * on the deleted node, with no timeout and no message naming the node.
  */
 static void test_node_deleted_mid_group(void **state)
 {
@@ -1148,7 +1173,7 @@ static void test_node_deleted_mid_group(void **state)
         assert_int_equal(kube_path(&KUBE_NODES, NULL, "zb-1", NULL, &path), 0);
         if (kube_delete(e.client, path, NULL, NULL, &st) < 0)
                 fail_msg("delete node zb-1: %s", st.message);
-        int status = wait_exit(run, 120 * USEC_PER_SEC);
+        int status = wait_exit(run, 45 * USEC_PER_SEC);
         _cleanup_(json_object_putp) json_object *r = api_get(&e, &KUBE_ROLLOUTS, NULL, "r1");
         const char *phase = mr_json_get_str(r, "status", "phase", NULL);
         print_message("agent-faults: node zb-1 deleted while zb drained: rollout %s (%s)\n", strna(phase),
@@ -1221,6 +1246,7 @@ static void test_garbage_proc(void **state)
         for (size_t i = 0; i < ELEMENTSOF(cases) + 2; i++) {
                 char root[128], out[160];
                 snprintf(root, sizeof(root), "%s/proc-%zu", e.dir, i);
+                assert_int_equal(mkdir(root, 0755), 0);
                 put(root, "100/cgroup", POD_CGROUP, strlen(POD_CGROUP));
                 put(root, "100/net/tcp", TCP_HEADER, strlen(TCP_HEADER));
                 put(root, "100/net/tcp6", TCP_HEADER, strlen(TCP_HEADER));
@@ -1267,28 +1293,30 @@ static void test_garbage_proc(void **state)
 int main(int argc, char **argv)
 {
         static const struct CMUnitTest crash[] = {
-                cmocka_unit_test(test_crash_anywhere),
+                cmocka_unit_test_teardown(test_crash_anywhere, kill_children),
         };
         static const struct CMUnitTest split[] = {
-                cmocka_unit_test(test_split_brain_two),
-                cmocka_unit_test(test_split_brain_three),
+                cmocka_unit_test_teardown(test_split_brain_two, kill_children),
+                cmocka_unit_test_teardown(test_split_brain_three, kill_children),
         };
         static const struct CMUnitTest skew[] = {
-                cmocka_unit_test(test_skewed_takeover),
+                cmocka_unit_test_teardown(test_skewed_takeover, kill_children),
         };
         static const struct CMUnitTest api[] = {
-                cmocka_unit_test(test_api_faults),
+                cmocka_unit_test_teardown(test_api_faults, kill_children),
         };
         static const struct CMUnitTest agent[] = {
-                cmocka_unit_test(test_garbage_proc),
-                cmocka_unit_test(test_agent_killed_before_its_group),
-                cmocka_unit_test(test_agent_frozen_report_goes_stale),
-                cmocka_unit_test(test_agent_frozen_clock_ahead),
-                cmocka_unit_test(test_node_deleted_mid_group),
+                cmocka_unit_test_teardown(test_garbage_proc, kill_children),
+                cmocka_unit_test_teardown(test_agent_killed_before_its_group, kill_children),
+                cmocka_unit_test_teardown(test_agent_frozen_report_goes_stale, kill_children),
+                cmocka_unit_test_teardown(test_agent_frozen_clock_ahead, kill_children),
+        };
+        static const struct CMUnitTest node_deleted[] = {
+                cmocka_unit_test_teardown(test_node_deleted_mid_group, kill_children),
         };
 
         if (argc != 6) {
-                fprintf(stderr, "usage: %s crash|split-brain|skew-takeover|api-faults|agent-faults MESHROLL KUBESIM AGENT SKEW_LIB\n",
+                fprintf(stderr, "usage: %s crash|split-brain|skew-takeover|api-faults|agent-faults|node-deleted MESHROLL KUBESIM AGENT SKEW_LIB\n",
                         argv[0]);
                 return 2;
         }
@@ -1303,6 +1331,8 @@ int main(int argc, char **argv)
                 return cmocka_run_group_tests_name("split-brain", split, NULL, NULL);
         if (streq(argv[1], "api-faults"))
                 return cmocka_run_group_tests_name("api-faults", api, NULL, NULL);
+        if (streq(argv[1], "node-deleted"))
+                return cmocka_run_group_tests_name("node-deleted", node_deleted, NULL, NULL);
         if (streq(argv[1], "agent-faults"))
                 return cmocka_run_group_tests_name("agent-faults", agent, NULL, NULL);
         if (streq(argv[1], "crash"))
