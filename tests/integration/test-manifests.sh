@@ -3,8 +3,11 @@
 #
 # manifests/ against the real kubectl and meshroll-kubesim:
 #   - static: no Role or ClusterRole anywhere in manifests/ grants "*" (verbs, resources,
-#     apiGroups, resourceNames, nonResourceURLs); the kustomize base builds and holds the
-#     CRD and the coordinator's objects;
+#     apiGroups, resourceNames, nonResourceURLs), secrets, RBAC objects, tokens, exec/proxy
+#     subresources or the escalate/bind/impersonate verbs, and the agent writes only Leases;
+#     both workloads run non-root with no capabilities, no privilege escalation, a read-only
+#     root filesystem and no host namespaces; the kustomize base builds and holds the CRD
+#     and the coordinator's objects;
 #   - for each kubectl (MESHROLL_KUBECTL, and MESHROLL_KUBECTL_LEGACY when set), against a
 #     fresh simulator with SCENARIO and a fresh discovery cache: apply the Rollout CRD, apply
 #     the sample Rollout (twice: the second is "unchanged"), `get rollouts` prints the printer
@@ -93,6 +96,82 @@ hits=$(wildcard_rules "${yamls[@]}")
 [ -z "$hits" ] || fail "wildcards in RBAC rules:"$'\n'"$hits"
 roles=$(grep -lE '^kind: *(Cluster)?Role$' "${yamls[@]}" | wc -l)
 [ "$roles" -ge 2 ] || fail "expected the agent's and the coordinator's roles, found roles in $roles file(s)"
+
+# role_rules FILE…: "FILE:LINE: resources=[…] verbs=[…]" for every rule of every Role and
+# ClusterRole (comments dropped; flow-style lists, as manifests/ writes them).
+role_rules() {
+        awk '
+                FNR == 1 { flush() }
+                /^---/ { flush(); next }
+                {
+                        line = $0
+                        sub(/[[:space:]]+#.*$/, "", line); sub(/^[[:space:]]*#.*$/, "", line)
+                        if (line ~ /^kind:[[:space:]]*[A-Za-z]+/) {
+                                k = line; sub(/^kind:[[:space:]]*/, "", k); sub(/[[:space:]]*$/, "", k); kind = k
+                        }
+                        if (line ~ /^[[:space:]]*-[[:space:]]*apiGroups:/) { emit(); start = FILENAME ":" FNR; res = ""; verbs = "" }
+                        if (line ~ /^[[:space:]]*(-[[:space:]]*)?resources:/) { res = line; sub(/^[^:]*:[[:space:]]*/, "", res) }
+                        if (line ~ /^[[:space:]]*(-[[:space:]]*)?verbs:/) { verbs = line; sub(/^[^:]*:[[:space:]]*/, "", verbs) }
+                }
+                function emit() {
+                        if ((kind == "Role" || kind == "ClusterRole") && start != "")
+                                print start ": resources=" res " verbs=" verbs
+                        start = ""
+                }
+                function flush() { emit(); kind = "" }
+                END { flush() }
+        ' "$@"
+}
+
+# Least privilege beyond wildcards: no rule may read secrets, touch RBAC or service-account
+# tokens, exec into or proxy to pods and nodes, or use the escalate/bind/impersonate verbs;
+# the agent writes nothing but Leases. The checker is tried on a bad role first.
+FORBIDDEN_RES='"(secrets|roles|clusterroles|rolebindings|clusterrolebindings|serviceaccounts/token|pods/exec|pods/attach|pods/portforward|pods/proxy|nodes/proxy|services/proxy|certificatesigningrequests[^"]*)"'
+FORBIDDEN_VERBS='"(escalate|bind|impersonate)"'
+WRITE_VERBS='"(create|update|patch|delete|deletecollection)"'
+cat >"$WORK/bad-role.yaml" <<'YAML'
+kind: ClusterRole
+rules:
+  - apiGroups: [""]
+    resources: ["secrets"]
+    verbs: ["get"]
+  - apiGroups: ["rbac.authorization.k8s.io"]
+    resources: ["clusterroles"]
+    verbs: ["escalate", "bind"]
+  - apiGroups: [""]
+    resources: ["pods/exec"]   # a comment with "secrets" does not count
+    verbs: ["create"]
+YAML
+[ "$(role_rules "$WORK/bad-role.yaml" | grep -cE "resources=.*$FORBIDDEN_RES|verbs=.*$FORBIDDEN_VERBS")" -eq 3 ] ||
+        fail "the rule checker missed a forbidden rule: $(role_rules "$WORK/bad-role.yaml")"
+rules=$(role_rules "${yamls[@]}")
+[ "$(grep -c . <<<"$rules")" -ge 10 ] || fail "found only these RBAC rules: $rules"
+# A rule the checker cannot read (block-style lists, nonResourceURLs) must not pass unread.
+unread=$(grep -vE 'resources=\[[^]]+\] verbs=\[[^]]+\]$' <<<"$rules")
+[ -z "$unread" ] || fail "RBAC rules not in the flow style the checker reads ([a, b]):"$'\n'"$unread"
+hits=$(grep -E "resources=.*$FORBIDDEN_RES|verbs=.*$FORBIDDEN_VERBS" <<<"$rules")
+[ -z "$hits" ] || fail "RBAC rules grant what meshroll never needs:"$'\n'"$hits"
+agent_writes=$(grep '/agent/' <<<"$rules" | grep -E "verbs=.*$WRITE_VERBS" | grep -vE 'resources=\["leases"\]')
+[ -z "$agent_writes" ] || fail "the agent may write more than its Lease:"$'\n'"$agent_writes"
+
+# Both workloads run as non-root, without privilege escalation, with every capability dropped
+# and none added, on a read-only root filesystem, in none of the host's namespaces; the agent's
+# only host mount, /proc, is read-only.
+for w in "$MANIFESTS/agent/daemonset.yaml" "$MANIFESTS/coordinator/deployment.yaml"; do
+        body=$(sed -e 's/[[:space:]]*#.*$//' "$w")
+        for want in 'runAsNonRoot: true' 'allowPrivilegeEscalation: false' 'readOnlyRootFilesystem: true' \
+                'drop: \["ALL"\]' 'type: RuntimeDefault'; do
+                grep -qE "$want" <<<"$body" || fail "$w: no '$want'"
+        done
+        for bad in 'privileged: true' 'hostPID: true' 'hostIPC: true' 'hostNetwork: true' 'runAsUser: 0$' \
+                '^[[:space:]]*add:' 'allowPrivilegeEscalation: true'; do
+                ! grep -qE "$bad" <<<"$body" || fail "$w: '$bad'"
+        done
+done
+grep -A2 'mountPath: /host/proc' "$MANIFESTS/agent/daemonset.yaml" | grep -q 'readOnly: true' ||
+        fail "the agent's /host/proc mount is not read-only"
+[ "$(grep -c 'hostPath:' "$MANIFESTS/agent/daemonset.yaml")" -eq 1 ] ||
+        fail "the agent mounts more of the host than /proc"
 
 # The kustomize base builds (offline) and holds what it should. kubectl 1.20's bundled
 # kustomize is too old for the base's layout; the first kubectl listed is the current one.
