@@ -56,3 +56,4 @@ int cmd_resume(Cli *cli, int argc, char **argv);
 int cmd_rollback(Cli *cli, int argc, char **argv);
 int cmd_abort(Cli *cli, int argc, char **argv);
 int cmd_drain(Cli *cli, int argc, char **argv);
+int cmd_cleanup(Cli *cli, int argc, char **argv);

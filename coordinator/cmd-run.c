@@ -7,7 +7,9 @@
  * never act at once. `run` first makes the cluster's Rollout match the
  * file (create it, or update its spec), so everything it does is recorded
  * where a controller — or the next `run` — can resume it. It prints one
- * line per change of the current group and exits 0 when the rollout
+ * line per change of the current step (a ztunnel group, or the current
+ * phase's state and message), or on a terminal a table of every phase and
+ * group redrawn in place, and exits 0 when the rollout
  * completes, 1 when it fails; Ctrl-C leaves the rollout resumable.
  */
 #include <signal.h>
@@ -94,8 +96,26 @@ static void draw_table(Runner *r, const RolloutStatus *s)
         printf("%.*s\n", (int)width - 1, "");
         printf("rollout %s%s%.*s\n", rollout_phase_to_string(s->phase), isempty(s->message) ? "" : ": ",
                (int)(width > 30 ? width - 30 : 10), strempty(s->message));
+        r->drawn += 2;
+        if (s->n_phases > 0) {
+                printf("  %-22s %-12s %5s %8s  %s\n", "PHASE", "STATE", "", "SINCE", "MESSAGE");
+                r->drawn++;
+        }
+        for (size_t i = 0; i < s->n_phases; i++) {
+                const PhaseStatus *p = &s->phases[i];
+                const char *mark = phase_state_finished(p->state) ? "✓" : p->state == PHASE_PENDING ? " " : "▶";
+                mr_duration_format(p->since && now > p->since ? now - p->since : 0, since, sizeof(since));
+                printf("%s %-22.22s %-12s %5s %8s  %.*s\n", mark, phase_kind_to_string(p->kind),
+                       phase_state_to_string(p->state), "", p->since ? since : "-", (int)(width > 58 ? width - 58 : 10),
+                       strempty(p->message));
+                r->drawn++;
+        }
+        if (s->n_groups == 0) {
+                fflush(stdout);
+                return;
+        }
         printf("  %-22s %-12s %5s %8s  %s\n", "GROUP", "STATE", "NODES", "SINCE", "MESSAGE");
-        r->drawn += 3;
+        r->drawn++;
         for (size_t i = 0; i < s->n_groups; i++) {
                 const GroupStatus *g = &s->groups[i];
                 const char *mark = group_state_finished(g->state) ? "✓" : g->state == GROUP_PENDING ? " " : "▶";
@@ -126,12 +146,21 @@ static void on_change(Engine *e, const RolloutStatus *s, void *userdata)
 
         for (size_t i = 0; i < s->n_groups; i++)
                 done += group_state_finished(s->groups[i].state);
-        if (cur >= 0 && s->phase == ROLLOUT_PROGRESSING) {
+        int cp = rollout_status_current_phase(s);
+        if (cp >= 0 && s->phases[cp].kind != PHASE_ZTUNNEL && s->phase == ROLLOUT_PROGRESSING) {
+                const PhaseStatus *p = &s->phases[cp];
+                snprintf(line, sizeof(line), "phase %s (%d/%zu): %s%s%s", phase_kind_to_string(p->kind), cp + 1,
+                         s->n_phases, phase_state_to_string(p->state), isempty(p->message) ? "" : " — ",
+                         strempty(p->message));
+        } else if (cur >= 0 && s->phase == ROLLOUT_PROGRESSING) {
                 const GroupStatus *g = &s->groups[cur];
                 snprintf(line, sizeof(line), "group %s (%d/%zu, %zu nodes): %s%s%s", g->name, cur + 1, s->n_groups,
                          g->n_nodes, group_state_to_string(g->state), isempty(g->message) ? "" : " — ",
                          strempty(g->message));
-        } else
+        } else if (s->n_groups == 0)
+                snprintf(line, sizeof(line), "rollout %s%s%s", rollout_phase_to_string(s->phase),
+                         isempty(s->message) ? "" : ": ", strempty(s->message));
+        else
                 snprintf(line, sizeof(line), "rollout %s (%zu/%zu groups done)%s%s", rollout_phase_to_string(s->phase),
                          done, s->n_groups, isempty(s->message) ? "" : ": ", strempty(s->message));
         if (streq(line, r->last_line))

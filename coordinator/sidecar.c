@@ -149,12 +149,13 @@ int sidecar_spec_parse(json_object *section, const char *path, SidecarSpec **ret
 
 const char *sidecar_pod_revision(json_object *pod)
 {
-        const char *rev = mr_json_get_str(pod, "metadata", "annotations", "istio.io/rev", NULL);
-        if (rev)
-                return rev;
+        /* Only injection writes sidecar.istio.io/status; other pods (ztunnel) may carry istio.io/rev too. */
         const char *status = mr_json_get_str(pod, "metadata", "annotations", "sidecar.istio.io/status", NULL);
         if (!status)
                 return NULL;
+        const char *rev = mr_json_get_str(pod, "metadata", "annotations", "istio.io/rev", NULL);
+        if (rev)
+                return rev;
         /* The injector's status is JSON; a value we cannot read is "not injected by a known revision". */
         static _Thread_local char buf[64];
         _cleanup_(json_object_putp) json_object *o = NULL;

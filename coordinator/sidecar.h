@@ -98,8 +98,10 @@ int sidecar_spec_namespaces(KubeClient *c, const SidecarSpec *s, char ***ret, Mr
  * Pure helpers, exported for tests and other modules.
  */
 
-/* The revision a pod's sidecar was injected by (annotation istio.io/rev, else
- * sidecar.istio.io/status "revision"); NULL when not injected. Borrowed from pod. */
+/* The revision a pod's sidecar was injected by: NULL without the injector's
+ * annotation sidecar.istio.io/status (not injected); else annotation
+ * istio.io/rev, else the status's "revision". Borrowed from pod (or a
+ * thread-local buffer valid until the next call). */
 const char *sidecar_pod_revision(json_object *pod);
 
 /*
