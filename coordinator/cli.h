@@ -50,6 +50,7 @@ int cli_client(const Cli *cli, const KubeClientOptions *opts, KubeClient **ret);
 int cmd_run(Cli *cli, int argc, char **argv);
 int cmd_controller(Cli *cli, int argc, char **argv);
 int cmd_plan(Cli *cli, int argc, char **argv);
+int cmd_preflight(Cli *cli, int argc, char **argv);
 int cmd_status(Cli *cli, int argc, char **argv);
 int cmd_pause(Cli *cli, int argc, char **argv);
 int cmd_resume(Cli *cli, int argc, char **argv);

@@ -23,6 +23,7 @@
 #include "metric-gate.h"
 #include "nodes.h"
 #include "phase.h"
+#include "preflight.h"
 #include "spec.h"
 #include "ztunnel.h"
 
@@ -689,6 +690,11 @@ static int start_rollout(Tick *t)
                                       "%s%s", i ? ", " : "", phase_kind_to_string(t->spec->phases[i]));
         }
         s->started_at = t->now;
+        PhaseCtx ctx;
+        phase_ctx(t, &ctx);
+        int r = preflight_before_rollout(&ctx); /* errors pause (PreflightFailed); transient ones are awaited */
+        if (r != 0)
+                return r < 0 ? r : ADVANCE;
         if (rollout_status_set_phase(s, ROLLOUT_PROGRESSING, "Started", "phases: %s", list) < 0)
                 return -ENOMEM;
         log_info_fields(LOG_FIELDS("rollout", t->e->rollout), "Rollout %s: started (phases: %s)", t->e->rollout,

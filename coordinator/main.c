@@ -48,6 +48,7 @@ static const struct {
 } commands[] = {
         { "run", cmd_run, "run a Rollout from a file in the foreground" },
         { "controller", cmd_controller, "reconcile every Rollout in the cluster (leader-elected daemon)" },
+        { "preflight", cmd_preflight, "check what would make the upgrade fail or drop traffic (-o table|wide|json)" },
         { "plan", cmd_plan, "show the groups, their nodes and what would block, changing nothing" },
         { "status", cmd_status, "show a Rollout's progress" },
         { "pause", cmd_pause, "pause a Rollout after its current step" },

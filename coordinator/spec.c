@@ -14,6 +14,7 @@
 #include "meshroll/selector.h"
 #include "meshroll/yaml-json.h"
 #include "spec-read.h"
+#include "preflight.h"
 #include "spec.h"
 
 #define SPEC_FILE_MAX (1u << 20)
@@ -326,12 +327,34 @@ static int spec_defaults(RolloutSpec *s)
         return 0;
 }
 
+/* spec.preflight: {skip: [check, …]}, each a check preflight.c knows. */
+static int read_preflight(RolloutSpec *s, json_object *spec, MrError *err)
+{
+        static const char *const keys[] = { "skip", NULL };
+        json_object *p;
+        int r;
+
+        if ((r = spec_get_object(spec, "preflight", "spec", &p, err)) < 0 || !p ||
+            (r = spec_check_keys(p, "spec.preflight", keys, err)) < 0 ||
+            (r = spec_get_string_list(p, "skip", "spec.preflight", &s->preflight_skip, err)) < 0)
+                return r;
+        for (char **i = s->preflight_skip; i && *i; i++) {
+                bool known = false;
+                for (const char *const *c = preflight_check_names(); *c; c++)
+                        known = known || streq(*c, *i);
+                if (!known)
+                        return mr_error_set(err, MR_ECONFIG,
+                                            "spec.preflight.skip: unknown check \"%s\" (docs/preflight.md lists them)", *i);
+        }
+        return 0;
+}
+
 int rollout_spec_from_json(json_object *doc, RolloutSpec **ret, MrError *err)
 {
         static const char *const top_keys[] = { "apiVersion", "kind", "metadata", "spec", "status", NULL };
         static const char *const spec_keys[] = { "paused",   "target",     "groups",  "drain",   "connectionGate",
                                                  "readiness", "soak",      "gates",   "phases",  "prometheus",
-                                                 "sidecar",  "gateway",    "traffic", NULL };
+                                                 "sidecar",  "gateway",    "traffic", "preflight", NULL };
         _cleanup_(rollout_spec_freep) RolloutSpec *s = NULL;
         json_object *spec = NULL, *meta = NULL;
         const char *v;
@@ -369,7 +392,7 @@ int rollout_spec_from_json(json_object *doc, RolloutSpec **ret, MrError *err)
             (r = read_groups(s, spec, err)) < 0 || (r = read_drain(s, spec, err)) < 0 ||
             (r = read_gate(s, spec, err)) < 0 || (r = read_readiness(s, spec, err)) < 0 ||
             (r = spec_get_duration(spec, "soak", "spec", 24 * 3600 * USEC_PER_SEC, &s->soak, err)) < 0 ||
-            (r = read_phases(s, spec, err)) < 0)
+            (r = read_phases(s, spec, err)) < 0 || (r = read_preflight(s, spec, err)) < 0)
                 return r;
 
         *ret = TAKE_PTR(s);
@@ -409,6 +432,7 @@ RolloutSpec *rollout_spec_free(RolloutSpec *s)
         free(s->node_selector);
         free(s->by_label);
         strv_free(s->order);
+        strv_free(s->preflight_skip);
         for (size_t i = 0; i < s->n_lists; i++) {
                 free(s->lists[i].name);
                 strv_free(s->lists[i].nodes);

@@ -40,6 +40,7 @@
  *     sidecar: {…}                  # sidecar.h
  *     gateway: {…}                  # gateway.h
  *     traffic: {…}                  # traffic.h
+ *     preflight: {skip: [agents]}   # checks not run before the first step (preflight.h)
  *
  * Phases: without spec.phases, the phases are the sections present, in the
  * order ztunnel, sidecar, gateway, traffic; the ztunnel phase is present
@@ -124,6 +125,8 @@ struct RolloutSpec {
         usec_t min_ready;
 
         usec_t soak;
+
+        char **preflight_skip;       /* spec.preflight.skip: checks not run before the rollout (preflight.h), or NULL */
 };
 
 /* Whether the spec runs phase k. */

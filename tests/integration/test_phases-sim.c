@@ -458,7 +458,8 @@ static void test_sidecar_resumes(void **state)
 static void test_missing_revision_pauses(void **state)
 {
         Fixture f = {};
-        start(&f, ROLLOUT_HEAD "  sidecar: {revision: 1-26-0, tag: prod-stable}\n");
+        /* The phase's own check, behind meshroll's preflight (which would pause first: PreflightFailed). */
+        start(&f, ROLLOUT_HEAD "  sidecar: {revision: 1-26-0, tag: prod-stable}\n  preflight: {skip: [target-revision]}\n");
         start_engine(&f);
         run_until_paused(&f, "SidecarPreflight", 30 * USEC_PER_SEC);
         _cleanup_(json_object_putp) json_object *r = get(&f, &KUBE_ROLLOUTS, NULL, "r1");
