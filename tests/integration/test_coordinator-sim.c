@@ -428,6 +428,7 @@ static void test_pdb_blocked_drain_pauses(void **state)
                                       "spec:\n"
                                       "  groups: {byLabel: topology.kubernetes.io/zone}\n"
                                       "  drain: {timeout: 3s}\n"
+                                      "  preflight: {skip: [pdb-impossible]}\n"
                                       "  connectionGate: {timeout: 1s, onTimeout: proceed}\n"
                                       "  readiness: {timeout: 20s, minReadySeconds: 1}\n"
                                       "  soak: 0s\n";
