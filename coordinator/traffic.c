@@ -616,38 +616,39 @@ static int stage_available(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
 }
 
 /*
- * A checkpoint: the gates since `start` and at least `pause`. 1 done,
- * PHASE_STAY / PHASE_ADVANCE waiting, negative errno.
+ * A checkpoint: the gates since `start`, and at least `pause`. *ret_done
+ * when both are through; otherwise PHASE_STAY / PHASE_ADVANCE while waiting
+ * (or after starting a rollback: a gate failed, or gave no verdict within
+ * the timeout), or negative errno.
  */
 static int checkpoint(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps, usec_t start, usec_t pause,
-                      bool *ret_rolled)
+                      bool *ret_done)
 {
         bool changed = false;
         int r;
 
-        *ret_rolled = false;
+        *ret_done = false;
         r = phase_gates_check(ctx, ctx->spec->gates[PHASE_TRAFFIC], ps, start, &changed);
         if (r == -MR_EGATE) {
                 char reason[sizeof(ctx->err->message)];
                 snprintf(reason, sizeof(reason), "%s", ctx->err->message);
-                *ret_rolled = true;
                 return begin_rollback(ctx, ps, reason);
         }
         if (r < 0)
                 return r;
-        if (r > 0 && ctx->now >= start + pause)
-                return 1;
-        if (ctx->now >= start + pause + s->timeout) {
-                *ret_rolled = true;
-                return begin_rollback(ctx, ps, "the metric gates gave no verdict within the timeout");
+        if (r > 0 && ctx->now >= start + pause) {
+                *ret_done = true;
+                return PHASE_ADVANCE;
         }
+        if (ctx->now >= start + pause + s->timeout)
+                return begin_rollback(ctx, ps, "the metric gates gave no verdict within the timeout");
         return changed ? PHASE_ADVANCE : PHASE_STAY;
 }
 
 static int stage_shift(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
 {
         size_t step = (size_t)rec_int(ps, "step", 0);
-        bool rolled;
+        bool done;
         int r;
 
         if (step >= s->n_steps)
@@ -664,8 +665,8 @@ static int stage_shift(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
                             s->namespace, s->virtual_service, 100 - w, s->from, w, s->to);
                 return PHASE_ADVANCE;
         }
-        r = checkpoint(ctx, s, ps, (usec_t)rec_int(ps, "stageStart", 0), s->step_pause, &rolled);
-        if (r != 1 || rolled)
+        r = checkpoint(ctx, s, ps, (usec_t)rec_int(ps, "stageStart", 0), s->step_pause, &done);
+        if (!done)
                 return r;
         if ((r = rec_set_int(ps, "step", (int64_t)step + 1, ctx->err)) < 0)
                 return r;
@@ -676,14 +677,14 @@ static int stage_shift(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
 
 static int stage_soak(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
 {
-        bool rolled;
+        bool done;
         int r;
 
         if (s->soak > 0) {
                 if (phase_set_message(ps, "100 %% on %s: soaking", s->to) < 0)
                         return mr_error_set(ctx->err, -ENOMEM, "out of memory");
-                r = checkpoint(ctx, s, ps, (usec_t)rec_int(ps, "stageStart", 0), s->soak, &rolled);
-                if (r != 1 || rolled)
+                r = checkpoint(ctx, s, ps, (usec_t)rec_int(ps, "stageStart", 0), s->soak, &done);
+                if (!done)
                         return r;
         }
         if ((r = set_stage(ctx, ps, "cleanup")) < 0 || (r = rec_set_int(ps, "cleanupStep", 0, ctx->err)) < 0)

@@ -490,6 +490,27 @@ static void test_sim_deployment_timeout(void **state)
         env_stop(&env);
 }
 
+/* Gates that never give a verdict hold the step (its pause alone does not end it), then roll it back. */
+static void test_sim_gates_hold_the_step(void **state)
+{
+        Env env;
+        int weights[16];
+        size_t n = 0;
+
+        env_start(&env, TRAFFIC_SPEC(", steps: [50, 100],\n"
+                                     "            gates: [{name: e, prometheus: \"http://127.0.0.1:1\", query: up, "
+                                     "threshold: 1, interval: 30s, checks: 1, onError: wait}]"));
+        run_until(&env, PHASE_ROLLED_BACK, 3000, weights, &n);
+        assert_int_equal(n, 3);
+        assert_int_equal(weights[0], 0);
+        assert_int_equal(weights[1], 50);
+        assert_int_equal(weights[2], 0);
+        PhaseStatus *ps = rollout_status_phase(env.status, PHASE_TRAFFIC);
+        assert_string_equal(ps->message, "100 % back on v1: the metric gates gave no verdict within the timeout");
+        assert_non_null(strstr(mr_json_get_str(ps->detail, "gates", "e", "error", NULL), "query failed"));
+        env_stop(&env);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -502,6 +523,7 @@ int main(void)
                 cmocka_unit_test(test_sim_steps_and_cleanup),
                 cmocka_unit_test(test_sim_rollback_mid_step),
                 cmocka_unit_test(test_sim_deployment_timeout),
+                cmocka_unit_test(test_sim_gates_hold_the_step),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
