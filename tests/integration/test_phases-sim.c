@@ -12,7 +12,9 @@
  *   - rolling one namespace back relabels only it and restarts only it;
  *   - rolling the gateway phase back switches the selector back;
  *   - a coordinator stopped mid-batch is replaced by another that finishes
- *     the phase, restarting no Deployment twice.
+ *     the phase, restarting no Deployment twice;
+ *   - new sidecars that never get Ready roll the phase back by themselves;
+ *   - a target revision that is not installed pauses before any write.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,7 +89,7 @@ static void create(Fixture *f, const KubeResource *res, json_object *obj)
                 fail_msg("create %s: %s", res->plural, st.message);
 }
 
-static void start(Fixture *f, const char *rollout)
+static void start_with(Fixture *f, const char *extra_scenario, const char *rollout)
 {
         char crd_path[512];
         _cleanup_free_ char *data = NULL;
@@ -97,8 +99,9 @@ static void start(Fixture *f, const char *rollout)
         snprintf(f->dir, sizeof(f->dir), "/tmp/meshroll-phases-XXXXXX");
         assert_non_null(mkdtemp(f->dir));
         snprintf(f->audit, sizeof(f->audit), "%s/audit.jsonl", f->dir);
-        SimOptions so = { .scenario_data = scenario, .scenario_size = strlen(scenario), .audit_path = f->audit,
-                          .speed = 10 };
+        char text[4096];
+        snprintf(text, sizeof(text), "%s%s", scenario, strempty(extra_scenario));
+        SimOptions so = { .scenario_data = text, .scenario_size = strlen(text), .audit_path = f->audit, .speed = 10 };
         if (sim_start(&so, &f->sim, &err) < 0)
                 fail_msg("sim_start: %s", err.message);
 
@@ -117,6 +120,11 @@ static void start(Fixture *f, const char *rollout)
         create(f, &KUBE_CRDS, crd);
         assert_int_equal(mr_yaml_parse(rollout, strlen(rollout), &doc, NULL), 0);
         create(f, &KUBE_ROLLOUTS, doc);
+}
+
+static void start(Fixture *f, const char *rollout)
+{
+        start_with(f, NULL, rollout);
 }
 
 static void on_change(Engine *e, const RolloutStatus *s, void *userdata)
@@ -255,6 +263,11 @@ static void assert_tag_on(Fixture *f, const char *tag, const char *rev)
         snprintf(name, sizeof(name), "istio-revision-tag-%s", tag);
         _cleanup_(json_object_putp) json_object *mwc = get(f, &KUBE_MUTATINGWEBHOOKS, NULL, name);
         assert_string_equal(mr_json_get_str(mwc, "metadata", "labels", "istio.io/rev", NULL), rev);
+        /* the 1.28+ tag Service selects the revision's istiod */
+        snprintf(name, sizeof(name), "istiod-revision-tag-%s", tag);
+        _cleanup_(json_object_putp) json_object *tsvc = get(f, &KUBE_SERVICES, "istio-system", name);
+        assert_string_equal(mr_json_get_str(tsvc, "spec", "selector", "istio.io/rev", NULL), rev);
+        assert_string_equal(mr_json_get_str(tsvc, "spec", "selector", "app", NULL), "istiod");
         char svc[64];
         snprintf(svc, sizeof(svc), "istiod-%s", rev);
         json_object *hooks = mr_json_get(mwc, "webhooks", NULL);
@@ -454,12 +467,50 @@ static void test_sidecar_resumes(void **state)
         stop(&f);
 }
 
+/*
+ * New sidecars that never get Ready: the canary namespace's restart misses
+ * its deadline, the phase rolls back by itself (tag back, the restarted
+ * Deployment restarted again onto the old revision) and pauses the Rollout;
+ * the second batch is never touched.
+ */
+static void test_restart_timeout_rolls_back(void **state)
+{
+        Fixture f = {};
+        start_with(&f, "faults: {neverReadyImages: [docker.io/istio/proxyv2:1-25-0]}\n",
+                   ROLLOUT_HEAD "  sidecar: {revision: 1-25-0, tag: prod-stable, namespaces: {canary: shop},"
+                                " restart: {concurrency: 1, timeout: 3s}, soak: 0s}\n");
+        wait_pods(&f, "shop");
+        start_engine(&f);
+        run_until_paused(&f, "RolledBack", 90 * USEC_PER_SEC);
+        assert_tag_on(&f, "prod-stable", "1-24-0");
+        _cleanup_(json_object_putp) json_object *r = get(&f, &KUBE_ROLLOUTS, NULL, "r1");
+        json_object *sc = phase_detail(r, "sidecar");
+        assert_string_equal(mr_json_get_str(sc, "state", NULL), "RolledBack");
+        assert_non_null(strstr(mr_json_get_str(sc, "message", NULL), "did not roll out within 3.0s"));
+        /* wait for the old revision's pods to be the only ones left (the stuck new ones terminate) */
+        usec_t end = mr_now_monotonic(NULL) + 30 * USEC_PER_SEC;
+        for (;;) {
+                _cleanup_(json_object_putp) json_object *d = get(&f, &KUBE_DEPLOYMENTS, "shop", "cart");
+                const char *why;
+                if (sidecar_deployment_rolled_out(d, &why) > 0)
+                        break;
+                assert_true(mr_now_monotonic(NULL) < end);
+                (void)usleep(100 * 1000);
+        }
+        assert_pods_on(&f, "shop", "1-24-0");
+        assert_pods_on(&f, "pay", "1-24-0");
+        /* Deployments restart in name order, one at a time: cart first; web never started. */
+        assert_int_equal(restarts(&f, "shop", "cart"), 2);
+        assert_int_equal(restarts(&f, "shop", "web"), 0);
+        assert_int_equal(restarts(&f, "pay", "api"), 0);
+        stop(&f);
+}
+
 /* A target revision that is not installed pauses the phase before anything changes. */
 static void test_missing_revision_pauses(void **state)
 {
         Fixture f = {};
-        /* The phase's own check, behind meshroll's preflight (which would pause first: PreflightFailed). */
-        start(&f, ROLLOUT_HEAD "  sidecar: {revision: 1-26-0, tag: prod-stable}\n  preflight: {skip: [target-revision]}\n");
+        start(&f, ROLLOUT_HEAD "  sidecar: {revision: 1-26-0, tag: prod-stable}\n");
         start_engine(&f);
         run_until_paused(&f, "SidecarPreflight", 30 * USEC_PER_SEC);
         _cleanup_(json_object_putp) json_object *r = get(&f, &KUBE_ROLLOUTS, NULL, "r1");
@@ -477,6 +528,7 @@ int main(void)
                 cmocka_unit_test(test_gateway_rollback),
                 cmocka_unit_test(test_sidecar_resumes),
                 cmocka_unit_test(test_missing_revision_pauses),
+                cmocka_unit_test(test_restart_timeout_rolls_back),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
