@@ -170,6 +170,11 @@ int sim_endpoints_sync(SimControllers *c, const char *ns, const char *name, usec
 int sim_disruption_sync(SimControllers *c, const char *ns, const char *name, usec_t now, usec_t *ret_due);
 int sim_gc_sync(SimControllers *c, const char *ns, const char *name, usec_t now, usec_t *ret_due);
 
+/* --- gc.c ---------------------------------------------------------------------------------- */
+
+/* true when obj has ownerReferences and none of the owners exists (with that uid). */
+bool sim_gc_has_dangling_owner(SimStore *s, json_object *obj);
+
 /* --- disruption.c ----------------------------------------------------------------------------- */
 
 /* PDB status arithmetic (the disruption controller's getExpectedPodCount + updatePdbStatus). */

@@ -145,6 +145,7 @@ int sim_replicaset_sync(SimControllers *c, const char *ns, const char *name, use
                 if (!sim_obj_is_deleting(p) && !pod_terminal(p) && n_active < ELEMENTSOF(active))
                         active[n_active++] = p;
         }
+        bool wrote = false;
         if ((int64_t)n_active < want) {
                 char prefix[300];
                 _cleanup_(json_object_putp) json_object *ref = sim_owner_ref_new(rs, "apps/v1", "ReplicaSet");
@@ -156,6 +157,7 @@ int sim_replicaset_sync(SimControllers *c, const char *ns, const char *name, use
                                                          ref, NULL, RS_ACTOR, NULL);
                         if (r < 0)
                                 return r;
+                        wrote = true;
                 }
         } else if ((int64_t)n_active > want) {
                 qsort(active, n_active, sizeof active[0], deletion_cmp);
@@ -164,18 +166,21 @@ int sim_replicaset_sync(SimControllers *c, const char *ns, const char *name, use
                                              NULL, NULL, RS_ACTOR, NULL, NULL);
                         if (r < 0 && r != -ENOENT)
                                 return r;
+                        wrote = true;
                 }
         }
 
-        /* Status from the pods as they are now. */
-        json_object_put(pods);
-        pods = json_object_new_array();
-        if (!pods)
-                return -ENOMEM;
-        rp.list = pods;
-        r = sim_store_foreach_owned(s, &SIM_PODS, ns, rp.uid, collect_rs_pod, &rp);
-        if (r < 0)
-                return r;
+        /* Status from the pods as they are now (the same ones when nothing was written). */
+        if (wrote) {
+                json_object_put(pods);
+                pods = json_object_new_array();
+                if (!pods)
+                        return -ENOMEM;
+                rp.list = pods;
+                r = sim_store_foreach_owned(s, &SIM_PODS, ns, rp.uid, collect_rs_pod, &rp);
+                if (r < 0)
+                        return r;
+        }
         int64_t replicas = 0, labeled = 0, ready = 0, available = 0;
         int64_t min_ready = get_int(rs, 0, "spec", "minReadySeconds", NULL);
         json_object *tmpl_labels = mr_json_get(rs, "spec", "template", "metadata", "labels", NULL);
@@ -252,7 +257,7 @@ static int load_rses(DeploySync *d)
         d->rses = json_object_new_array();
         if (!d->rses)
                 return -ENOMEM;
-        int r = sim_store_foreach(d->s, &SIM_REPLICASETS, d->ns, collect_rs, d);
+        int r = sim_store_foreach_owned(d->s, &SIM_REPLICASETS, d->ns, d->uid, collect_rs, d);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < json_object_array_length(d->rses); i++) {

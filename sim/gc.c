@@ -12,7 +12,13 @@
  * kubelet terminates them as usual.
  *
  * The controller is keyed by namespace: any deletion queues its namespace
- * (or every namespace, for a cluster-scoped owner), and a resync scans all.
+ * (or every namespace, for a cluster-scoped owner), and so does a write of
+ * an object none of whose owners exists (sim_gc_has_dangling_owner, checked
+ * by the controllers' observer on the stored JSON of the owners). Those are
+ * the only ways an orphan appears, so the periodic resync leaves the
+ * collector out: it used to parse every object of the cluster every 30 s.
+ * An owner's existence is checked on its stored JSON (name lookup, then its
+ * uid), without parsing it.
  */
 #include <stdio.h>
 
@@ -41,8 +47,25 @@ static bool owner_exists(SimStore *s, json_object *ref, const char *ns)
         const SimKind *k = sim_store_find_kind_by_kind(s, api, kind);
         if (!k)
                 return true; /* unknown kind: the real collector leaves it too */
-        json_object *owner = sim_store_get(s, k, k->namespaced ? ns : NULL, name);
-        return owner && (!uid || streq_ptr(uid, mr_json_get_str(owner, "metadata", "uid", NULL)));
+        /* The owner as stored, unparsed: its JSON holds "uid":"<uid>" as its own metadata.uid. */
+        const char *owner = sim_store_get_json(s, k, k->namespaced ? ns : NULL, name, NULL);
+        if (!owner || !uid)
+                return owner != NULL;
+        char needle[128];
+        snprintf(needle, sizeof needle, "\"uid\":\"%s\"", uid);
+        return strstr(owner, needle) != NULL;
+}
+
+bool sim_gc_has_dangling_owner(SimStore *s, json_object *obj)
+{
+        json_object *refs = mr_json_get(obj, "metadata", "ownerReferences", NULL);
+        const char *ns = mr_json_get_str(obj, "metadata", "namespace", NULL);
+        if (!refs || !json_object_is_type(refs, json_type_array) || json_object_array_length(refs) == 0)
+                return false;
+        for (size_t i = 0; i < json_object_array_length(refs); i++)
+                if (owner_exists(s, json_object_array_get_idx(refs, i), ns))
+                        return false;
+        return true;
 }
 
 /* An object's check, on its parsed tree. */

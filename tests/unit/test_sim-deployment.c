@@ -162,6 +162,42 @@ static void test_gc(void **state)
         assert_int_equal(sim_store_count(e->store, &SIM_PODS, "default"), 0);
 }
 
+/*
+ * An object created with owners none of which exists is collected without
+ * waiting for a resync (the collector is not resynced); one whose owner
+ * exists but under another uid too; one with a live owner stays.
+ */
+static void test_gc_dangling_owner_at_create(void **state)
+{
+        Env *e = *state;
+        char buf[1024];
+        sim_env_create(e, &SIM_CONFIGMAPS, "{\"metadata\":{\"name\":\"owner\",\"namespace\":\"default\"}}");
+        sim_env_settle(e); /* the first pass, which looks at everything, is over */
+        sim_store_lock(e->store);
+        const char *uid = mr_json_get_str(sim_store_get(e->store, &SIM_CONFIGMAPS, "default", "owner"), "metadata", "uid", NULL);
+        char live_uid[64];
+        snprintf(live_uid, sizeof live_uid, "%s", uid);
+        sim_store_unlock(e->store);
+        static const char *const cases[][3] = {
+                {"orphan", "missing", "0000"},
+                {"stale-uid", "owner", "0000"},
+                {"kept", "owner", NULL},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                snprintf(buf, sizeof buf,
+                         "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"ownerReferences\":[{\"apiVersion\":\"v1\","
+                         "\"kind\":\"ConfigMap\",\"name\":\"%s\",\"uid\":\"%s\"}]}}",
+                         cases[i][0], cases[i][1], cases[i][2] ? cases[i][2] : live_uid);
+                sim_env_create(e, &SIM_CONFIGMAPS, buf);
+        }
+        sim_env_settle(e);
+        sim_store_lock(e->store);
+        assert_null(sim_store_get_json(e->store, &SIM_CONFIGMAPS, "default", "orphan", NULL));
+        assert_null(sim_store_get_json(e->store, &SIM_CONFIGMAPS, "default", "stale-uid", NULL));
+        assert_non_null(sim_store_get_json(e->store, &SIM_CONFIGMAPS, "default", "kept", NULL));
+        sim_store_unlock(e->store);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -169,6 +205,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_recreate, sim_env_setup, sim_env_teardown),
                 cmocka_unit_test_setup_teardown(test_progress_deadline, sim_env_setup, sim_env_teardown),
                 cmocka_unit_test_setup_teardown(test_gc, sim_env_setup, sim_env_teardown),
+                cmocka_unit_test_setup_teardown(test_gc_dangling_owner_at_create, sim_env_setup, sim_env_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
