@@ -140,6 +140,7 @@ void demo_cluster_traffic(DemoCluster *c, DemoTraffic *ret)
             .requests_ok = k.requests_ok,
             .requests_failed = k.requests_failed,
             .requests_retried = k.requests_retried,
+            .requests_error = k.requests_error,
             .connections_opened = k.connections_opened,
             .connections_closed = k.connections_closed,
             .connections_reset = k.connections_reset,
@@ -214,6 +215,7 @@ int demo_cluster_start(const DemoClusterOptions *o, DemoCluster **ret)
             .connections_per_pod = (o->connections + clients - 1) / clients,
             .max_connections = o->connections,
             .rate = o->rate,
+            .requests_per_connection = o->requests_per_connection,
         };
         r = sim_loadgen_start(sim_get_dataplane(c->sim), &lo, &c->lg, &err);
         if (r < 0)

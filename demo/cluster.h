@@ -25,6 +25,7 @@ typedef struct DemoClusterOptions {
         const char *service;  /* "ns/name" */
         unsigned connections; /* the pool, spread over the client pods */
         double rate;          /* per connection */
+        unsigned requests_per_connection; /* recycle connections (weights apply per connection); 0: never */
         usec_t deadline;      /* monotonic µs */
 } DemoClusterOptions;
 

@@ -44,11 +44,19 @@ typedef struct DemoOptions {
         char *client_selector;
         char *service; /* --service NS/NAME (default shop/orders) */
         bool verbose;  /* agents and coordinator log at info level */
+
+        /* --traffic: an application's version switch by route weights (traffic.c) instead */
+        bool traffic;
+        double fail_share;        /* the new version answers 503 to this share of requests */
+        const char *prometheus;   /* gate the steps on this Prometheus (its error-rate gate), or NULL */
+        const char *targets_file; /* write the nodes' /metrics addresses here (Prometheus file_sd) */
+        usec_t step_pause;        /* each weight step (default 5 s) */
 } DemoOptions;
 
 /* The traffic counters over one upgrade: from the moment it was triggered to its end. */
 typedef struct DemoTraffic {
         uint64_t requests_sent, requests_ok, requests_failed, requests_retried;
+        uint64_t requests_error; /* of requests_failed: answered 503 */
         uint64_t connections_opened, connections_closed, connections_reset;
         uint32_t connections_active; /* at the end */
 } DemoTraffic;

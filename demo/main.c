@@ -26,6 +26,7 @@
 #include "runs.h"
 #include "scenario.h"
 #include "signals.h"
+#include "traffic-run.h"
 
 /* Each client connection costs six descriptors (docs/dataplane.md); the API server and agents need more. */
 static int raise_nofile(unsigned connections)
@@ -53,7 +54,7 @@ static int raise_nofile(unsigned connections)
 static void remove_dir(const char *dir)
 {
         char path[512];
-        static const char *const files[] = {"rollout.yaml"};
+        static const char *const files[] = {"rollout.yaml", "traffic-rollout.yaml"};
         for (size_t i = 0; i < ELEMENTSOF(files); i++) {
                 snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
                 (void)unlink(path);
@@ -67,7 +68,7 @@ static int run(int argc, char **argv)
         DemoOptions o;
         DemoRun mr = {}, ip = {};
         char dir[PATH_MAX];
-        bool have_dir = false;
+        bool have_dir = false, traffic_ok = false;
         DemoPaths paths = {.dir = dir};
         int r;
 
@@ -105,14 +106,28 @@ static int run(int argc, char **argv)
                 goto finish;
         }
         have_dir = true;
+        paths.agent = agent;
+        paths.meshroll = meshroll;
+        paths.manifests = o.manifests;
+        if (o.traffic) {
+                DemoTrafficRun t;
+                r = demo_traffic_run(&o, &paths, deadline, &t);
+                if (r == -ECANCELED)
+                        goto finish;
+                demo_traffic_report(stdout, &o, &t);
+                if (o.report_json) {
+                        int k = demo_traffic_report_json(o.report_json, &o, &t);
+                        if (k < 0)
+                                log_error_errno(k, "Cannot write %s: %m", o.report_json);
+                }
+                traffic_ok = r >= 0 && demo_traffic_ok(&o, &t);
+                goto finish;
+        }
         if (!o.scenario && (r = demo_scenario_build(&o, "OnDelete", &scenario)) < 0) {
                 log_error_errno(r, "Cannot build the scenario: %m");
                 goto finish;
         }
 
-        paths.agent = agent;
-        paths.meshroll = meshroll;
-        paths.manifests = o.manifests;
         r = demo_run_meshroll(&o, scenario, &paths, deadline, &mr);
         if (r >= 0 && !o.skip_inplace && !o.never_ready && !mr.timed_out) {
                 free(scenario);
@@ -139,7 +154,7 @@ finish:
         if (have_dir)
                 remove_dir(dir);
         demo_signals_done();
-        bool ok = r >= 0 && demo_report_ok(&o, &mr);
+        bool ok = o.traffic ? traffic_ok : r >= 0 && demo_report_ok(&o, &mr);
         demo_run_done(&mr);
         demo_run_done(&ip);
         if (r == -ECANCELED || demo_signal_received()) {

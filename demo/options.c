@@ -34,6 +34,11 @@ enum {
         ARG_SERVICE,
         ARG_VERBOSE,
         ARG_VERSION,
+        ARG_TRAFFIC,
+        ARG_FAIL_SHARE,
+        ARG_PROMETHEUS,
+        ARG_TARGETS_FILE,
+        ARG_STEP_PAUSE,
 };
 
 static void help(void)
@@ -57,6 +62,12 @@ static void help(void)
                "  --timeout DUR         bound on the whole demo (default 600s)\n"
                "  --manifests DIR       where crd-rollout.yaml is (default %s)\n"
                "  --verbose             agents and coordinator log at info level\n"
+               "\nThe traffic phase instead (an application's version switch by Istio route weights):\n"
+               "  --traffic             shift shop/reviews from v1 to v2 in steps 10, 50, 100 %%\n"
+               "  --fail-share F        v2 answers 503 to this share of its requests (0 to 1)\n"
+               "  --prometheus URL      gate each step on v2's 5xx ratio <= 0.1 %% from this Prometheus\n"
+               "  --targets-file FILE   write the nodes' /metrics addresses there (Prometheus file_sd)\n"
+               "  --step-pause DUR      each step's pause (default 5s)\n"
                "\nExit status: 0 when meshroll's run reset no connection and failed no request (with\n"
                "--fault: and rolled the canary back), 1 otherwise, 2 for bad flags, 130 when interrupted.\n",
                MESHROLL_MANIFESTS_DIR);
@@ -139,6 +150,11 @@ int demo_options_parse(int argc, char **argv, DemoOptions *o)
             {"client", required_argument, NULL, ARG_CLIENT},
             {"service", required_argument, NULL, ARG_SERVICE},
             {"verbose", no_argument, NULL, ARG_VERBOSE},
+            {"traffic", no_argument, NULL, ARG_TRAFFIC},
+            {"fail-share", required_argument, NULL, ARG_FAIL_SHARE},
+            {"prometheus", required_argument, NULL, ARG_PROMETHEUS},
+            {"targets-file", required_argument, NULL, ARG_TARGETS_FILE},
+            {"step-pause", required_argument, NULL, ARG_STEP_PAUSE},
             {"version", no_argument, NULL, ARG_VERSION},
             {"help", no_argument, NULL, 'h'},
             {},
@@ -154,7 +170,8 @@ int demo_options_parse(int argc, char **argv, DemoOptions *o)
                            .rate = 2,
                            .timeout = 600 * USEC_PER_SEC,
                            .manifests = MESHROLL_MANIFESTS_DIR,
-                           .new_image = DEMO_NEW_IMAGE};
+                           .new_image = DEMO_NEW_IMAGE,
+                           .step_pause = 5 * USEC_PER_SEC};
         o->client_namespace = strdup("shop");
         o->client_selector = strdup("app=frontend");
         o->service = strdup("shop/orders");
@@ -223,6 +240,24 @@ int demo_options_parse(int argc, char **argv, DemoOptions *o)
                 case ARG_VERBOSE:
                         o->verbose = true;
                         break;
+                case ARG_TRAFFIC:
+                        o->traffic = true;
+                        break;
+                case ARG_FAIL_SHARE:
+                        r = parse_double("--fail-share", optarg, 0, 1, &o->fail_share);
+                        break;
+                case ARG_PROMETHEUS:
+                        if (!startswith(optarg, "http://") && !startswith(optarg, "https://"))
+                                r = bad("--prometheus", optarg, "an http:// or https:// URL");
+                        o->prometheus = optarg;
+                        break;
+                case ARG_TARGETS_FILE:
+                        o->targets_file = optarg;
+                        break;
+                case ARG_STEP_PAUSE:
+                        if (mr_duration_parse(optarg, &o->step_pause) < 0 || o->step_pause > 3600 * USEC_PER_SEC)
+                                r = bad("--step-pause", optarg, "a duration up to 1h (\"5s\")");
+                        break;
                 case ARG_VERSION:
                         printf("meshroll-demo %s\n", MESHROLL_VERSION);
                         r = 1;
@@ -253,6 +288,14 @@ int demo_options_parse(int argc, char **argv, DemoOptions *o)
         if (o->groups > o->nodes) {
                 fprintf(stderr, "meshroll-demo: --groups %u: expected at most --nodes (%u)\n", o->groups,
                         o->nodes);
+                return -MR_ECONFIG;
+        }
+        if (!o->traffic && (o->fail_share > 0 || o->prometheus || o->targets_file)) {
+                fprintf(stderr, "meshroll-demo: --fail-share, --prometheus and --targets-file belong to --traffic\n");
+                return -MR_ECONFIG;
+        }
+        if (o->traffic && o->scenario) {
+                fprintf(stderr, "meshroll-demo: --traffic generates its own scenario; drop --scenario\n");
                 return -MR_ECONFIG;
         }
         if (o->scenario && !new_image_set)

@@ -14,6 +14,8 @@ packages=(
         gcc make pkg-config meson ninja-build
         libcurl4-openssl-dev libjson-c-dev libsystemd-dev libcmocka-dev libmicrohttpd-dev libyaml-dev
         openssl ca-certificates iproute2 procps jq
+        # the traffic phase's metric gates against a real Prometheus (tests/integration/test-traffic-prometheus.sh)
+        prometheus curl
 )
 
 SUDO=
