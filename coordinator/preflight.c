@@ -191,7 +191,10 @@ static const char *image_tag(const char *image)
 {
         if (!image)
                 return NULL;
-        const char *slash = strrchr(image, '/'), *colon = strrchr(slash ? slash : image, ':');
+        const char *start = strrchr(image, '/'), *colon = NULL;
+        for (const char *p = start ? start : image; *p && *p != '@'; p++)
+                if (*p == ':')
+                        colon = p;
         return colon ? colon + 1 : NULL;
 }
 
