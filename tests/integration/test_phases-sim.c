@@ -13,7 +13,9 @@
  *   - rolling the gateway phase back switches the selector back;
  *   - a coordinator stopped mid-batch is replaced by another that finishes
  *     the phase, restarting no Deployment twice;
- *   - new sidecars that never get Ready roll the phase back by themselves;
+ *   - new sidecars that never get Ready roll the phase back by themselves,
+ *     and so does a metric gate failing while the canary batch soaks (a
+ *     fake Prometheus on loopback);
  *   - a target revision that is not installed pauses before any write.
  */
 #include <stdarg.h>
@@ -30,6 +32,7 @@
 #include "meshroll/yaml-json.h"
 
 #include "engine.h"
+#include "http-fixture.h"
 #include "sidecar.h"
 #include "sim.h"
 #include "status.h"
@@ -506,6 +509,54 @@ static void test_restart_timeout_rolls_back(void **state)
         stop(&f);
 }
 
+/* A Prometheus whose error rate is 50 %, whatever it is asked. */
+static void on_prometheus(HttpFixture *h, const HttpRequest *req, HttpResponse *resp, void *userdata)
+{
+        http_respond(resp, 200,
+                     "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":"
+                     "[{\"metric\":{},\"value\":[1795489863,\"0.5\"]}]}}");
+}
+
+/*
+ * A metric gate that fails while the canary batch soaks: the phase rolls
+ * back (tag back, the canary's Deployments restarted onto the old
+ * revision), the Rollout pauses naming the gate, and the next batch is
+ * never touched.
+ */
+static void test_gate_failure_rolls_back(void **state)
+{
+        HttpFixture *prom = NULL;
+        char rollout[1024];
+        Fixture f = {};
+
+        assert_int_equal(http_fixture_start(on_prometheus, NULL, &prom), 0);
+        snprintf(rollout, sizeof(rollout),
+                 ROLLOUT_HEAD "  prometheus: %s\n"
+                              "  sidecar:\n"
+                              "    revision: 1-25-0\n"
+                              "    tag: prod-stable\n"
+                              "    namespaces: {canary: shop}\n"
+                              "    restart: {timeout: 60s}\n"
+                              "    soak: 30s\n"
+                              "    gates: [{name: error-rate, query: 'sum(rate(x[1m]))', threshold: 0.01, interval: 1s,"
+                              " checks: 2}]\n",
+                 http_fixture_url(prom));
+        start(&f, rollout);
+        start_engine(&f);
+        run_until_paused(&f, "RolledBack", 90 * USEC_PER_SEC);
+        assert_true(http_fixture_count(prom) >= 1);
+        _cleanup_(json_object_putp) json_object *r = get(&f, &KUBE_ROLLOUTS, NULL, "r1");
+        assert_non_null(strstr(mr_json_get_str(r, "status", "message", NULL), "error-rate"));
+        assert_tag_on(&f, "prod-stable", "1-24-0");
+        assert_pods_on(&f, "shop", "1-24-0");
+        assert_pods_on(&f, "pay", "1-24-0");
+        assert_int_equal(restarts(&f, "shop", "web"), 2);
+        assert_int_equal(restarts(&f, "shop", "cart"), 2);
+        assert_int_equal(restarts(&f, "pay", "api"), 0);
+        stop(&f);
+        http_fixture_free(prom);
+}
+
 /* A target revision that is not installed pauses the phase before anything changes. */
 static void test_missing_revision_pauses(void **state)
 {
@@ -529,6 +580,7 @@ int main(void)
                 cmocka_unit_test(test_sidecar_resumes),
                 cmocka_unit_test(test_missing_revision_pauses),
                 cmocka_unit_test(test_restart_timeout_rolls_back),
+                cmocka_unit_test(test_gate_failure_rolls_back),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
