@@ -67,10 +67,10 @@ static int parse_name(Cli *cli, const char *cmd, int argc, char **argv, const ch
         if (!rollback)
                 return 0;
         if (!!a->group == !!a->phase)
-                return cli_usage_error(cmd, "expected either --group NAME or --phase sidecar|gateway");
-        if (a->phase && !streq(a->phase, "sidecar") && !streq(a->phase, "gateway"))
+                return cli_usage_error(cmd, "expected either --group NAME or --phase sidecar|gateway|traffic");
+        if (a->phase && !streq(a->phase, "sidecar") && !streq(a->phase, "gateway") && !streq(a->phase, "traffic"))
                 return cli_usage_error(cmd,
-                                       "--phase: expected sidecar or gateway, got \"%s\" (ztunnel rolls back by "
+                                       "--phase: expected sidecar, gateway or traffic, got \"%s\" (ztunnel rolls back by "
                                        "--group)",
                                        a->phase);
         if (a->ns && !streq_ptr(a->phase, "sidecar"))
@@ -145,7 +145,7 @@ int cmd_rollback(Cli *cli, int argc, char **argv)
         _cleanup_free_ char *value = NULL;
         CtlArgs a;
         int k = parse_name(cli, "rollback", argc, argv,
-                           "NAME (--group GROUP | --phase sidecar|gateway [--namespace NS])", &a);
+                           "NAME (--group GROUP | --phase sidecar|gateway|traffic [--namespace NS])", &a);
         if (k != 0)
                 return k < 0 ? 0 : k;
         patch = json_object_new_object();

@@ -53,7 +53,7 @@ static const struct {
         { "status", cmd_status, "show a Rollout's progress" },
         { "pause", cmd_pause, "pause a Rollout after its current step" },
         { "resume", cmd_resume, "resume a paused Rollout" },
-        { "rollback", cmd_rollback, "roll back a node group (--group NAME) or a phase (--phase sidecar|gateway [--namespace NS])" },
+        { "rollback", cmd_rollback, "roll back a node group (--group NAME) or a phase (--phase sidecar|gateway|traffic [--namespace NS])" },
         { "cleanup", cmd_cleanup, "after a completed Rollout: what still points at the old revision (--apply scales the old gateway to 0)" },
         { "abort", cmd_abort, "stop a Rollout and uncordon its current group" },
         { "drain", cmd_drain, "cordon nodes and evict their pods, like kubectl drain, faster" },
