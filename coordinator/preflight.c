@@ -869,6 +869,11 @@ static int agents_finding(Eval *e, json_object *names, unsigned total, bool stal
                    AGENT_LEASE_PREFIX, list, n > MAX_NAMES_LISTED ? ", …" : "");
 }
 
+static int by_string(const void *a, const void *b)
+{
+        return strcmp(json_object_get_string(*(json_object *const *)a), json_object_get_string(*(json_object *const *)b));
+}
+
 static int check_agents(Eval *e)
 {
         const PreflightInput *in = e->in;
@@ -898,6 +903,8 @@ static int check_agents(Eval *e)
                 if (to && json_object_array_add(to, json_object_new_string(node)) < 0)
                         return -ENOMEM;
         }
+        json_object_array_sort(missing, by_string);
+        json_object_array_sort(stale, by_string);
         if ((r = agents_finding(e, missing, total, false)) < 0)
                 return r;
         return agents_finding(e, stale, total, true);
