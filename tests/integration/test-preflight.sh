@@ -6,7 +6,9 @@
 #   - sim/scenarios/small.yaml with an agent Lease per node: no errors, exit 0;
 #   - a Rollout file: its connectionGate (onTimeout proceed) turns missing agents into warnings, its
 #     spec.preflight.skip and --skip leave checks out;
-#   - bad input exits 2 naming what was wrong.
+#   - bad input exits 2 naming what was wrong;
+#   - `meshroll run` of a Rollout there: the engine pauses it before its first step (PreflightFailed,
+#     the first errors in the message, one Event per error) and cordons nothing (needs kubectl).
 # The simulated cluster settles in a few seconds (istiod, PDB status): each run is retried, bounded.
 # Usage: test-preflight.sh KUBESIM MESHROLL SCENARIO_DIR
 set -euo pipefail
@@ -129,6 +131,45 @@ printf 'apiVersion: meshroll.io/v1alpha1\nkind: Rollout\nmetadata: {name: r}\nsp
         >"$work/bad.yaml"
 preflight -f "$work/bad.yaml"
 [ "$rc" = 2 ] && grep -qF 'spec.preflight.skip: unknown check "nope"' <<<"$out" || fail "bad skip in file: exit $rc: $out"
+
+# ---- before a Rollout: the engine pauses it (PreflightFailed), moving nothing -------------------------
+
+kubectl=${MESHROLL_KUBECTL:-kubectl}
+if command -v "$kubectl" >/dev/null 2>&1 && [ -n "${MESHROLL_SOURCE_ROOT:-}" ]; then
+        k() { "$kubectl" --server "$url" --cache-dir "$work/cache" --request-timeout=20s "$@"; }
+        k create --validate=false -f "$MESHROLL_SOURCE_ROOT/manifests/crd-rollout.yaml" >/dev/null
+        cat >"$work/run.yaml" <<'EOF'
+apiVersion: meshroll.io/v1alpha1
+kind: Rollout
+metadata: {name: broken}
+spec:
+  groups: {size: 1}
+  connectionGate: {timeout: 1m, onTimeout: pause}
+EOF
+        "$meshroll" run -f "$work/run.yaml" --server "$url" --leader-elect=false >"$work/run.log" 2>&1 &
+        run_pid=$!
+        phase=
+        for _ in $(seq 100); do
+                phase=$(k get rollout broken -o jsonpath='{.status.phase}' 2>/dev/null || true)
+                [ "$phase" = Paused ] && break
+                sleep 0.2
+        done
+        kill "$run_pid" 2>/dev/null; wait "$run_pid" 2>/dev/null || true
+        reason=$(k get rollout broken -o jsonpath='{.status.reason}')
+        message=$(k get rollout broken -o jsonpath='{.status.message}')
+        [ "$phase" = Paused ] && [ "$reason" = PreflightFailed ] ||
+                fail "run: the Rollout is \"$phase\" ($reason), expected Paused (PreflightFailed):"$'\n'"$(tail -5 "$work/run.log")"
+        grep -qE '^preflight found [0-9]+ errors: .*; and [0-9]+ more; fix them' <<<"$message" ||
+                fail "run: the pause message does not name the first errors: $message"
+        [ "$(k get rollout broken -o jsonpath='{.spec.paused}')" = true ] || fail "run: spec.paused was not set"
+        events=$(k get events -n default -o json | jq '[.items[] | select(.reason == "PreflightFailed" and
+                .involvedObject.kind == "Rollout" and .involvedObject.name == "broken")] | length')
+        [ "$events" -ge 10 ] || fail "run: $events PreflightFailed Events on the Rollout, expected one per error"
+        cordoned=$(k get nodes -o json | jq '[.items[] | select(.spec.unschedulable == true)] | length')
+        [ "$cordoned" = 0 ] || fail "run: $cordoned nodes cordoned by a Rollout that preflight paused"
+else
+        echo "no kubectl or MESHROLL_SOURCE_ROOT: the engine's preflight pause is not checked here"
+fi
 
 # ---- a healthy cluster ---------------------------------------------------------------------------
 
