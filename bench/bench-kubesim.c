@@ -5,16 +5,18 @@
  *
  *   bench-kubesim [--nodes 5000] [--pods 100000] [--watchers 50] [--events 2000]
  *                 [--gets 10000] [--lists 3] [--concurrency 16] [--speed 1]
- *                 [--scheduled] [--timeout 1800] [--sim PATH] [--output FILE]
+ *                 [--scheduled | --pinned] [--timeout 1800] [--sim PATH] [--output FILE]
  *
  * Design. The simulator runs as its own process (the binary, spawned with a
  * generated scenario), so its RSS is its own and not the client's. The
  * cluster is built in two steps: the scenario holds only the nodes (the
  * nodes-only RSS is read then), and the benchmark creates the Deployments
- * through the API, one per node with its pods pinned there by
- * spec.template.spec.nodeName, and waits until every pod is Ready. Pinning
- * keeps the simulated scheduler out of the build: it filters every node for
- * every pod (--scheduled measures that path instead, at a size it can do).
+ * through the API, 1000 replicas each, and waits until every pod is Ready:
+ * the simulated scheduler places every pod (its per-node accounting makes a
+ * placement cheap at any size). --pinned builds one Deployment per node with
+ * its pods pinned there by spec.template.spec.nodeName instead, which keeps
+ * the scheduler out of the build (the only way before it kept per-node
+ * allocation: it used to sum every node's pods for every pod it placed).
  *
  * Every request goes through the project's own KubeClient over loopback,
  * blocking and on sd-event. Each measure is taken twice in the same run,
@@ -353,7 +355,7 @@ static int create_namespaces(Bench *b, KubeClient *c)
         return 0;
 }
 
-/* Deployment i: pinned to node i (or, --scheduled, 1000 pods left to the scheduler). */
+/* Deployment i: 1000 pods left to the scheduler (or, --pinned, pinned to node i). */
 static int create_deployment(Bench *b, KubeClient *c, size_t i, unsigned replicas, const char *node)
 {
         _cleanup_(json_object_putp) json_object *o = NULL;
@@ -972,7 +974,8 @@ static void help(void)
             "  --lists N         timed full LISTs of pods (default 3; nodes: 3×)\n"
             "  --concurrency N   async requests in flight (default 16)\n"
             "  --speed X         the simulator's --speed (default 1)\n"
-            "  --scheduled       let the simulated scheduler place pods (default: pinned per node)\n"
+            "  --scheduled       let the simulated scheduler place pods (the default)\n"
+            "  --pinned          one Deployment per node, its pods pinned there (no scheduling)\n"
             "  --timeout SEC     how long the build may take (default 1800)\n"
             "  --sim PATH        the meshroll-kubesim binary (default: the one built alongside)\n"
             "  --output FILE     also write the Markdown report to FILE\n"
@@ -1001,6 +1004,7 @@ static void parse_args(Options *o, int argc, char *argv[])
                 A_CONC,
                 A_SPEED,
                 A_SCHED,
+                A_PINNED,
                 A_TIMEOUT,
                 A_SIM,
                 A_OUT,
@@ -1016,6 +1020,7 @@ static void parse_args(Options *o, int argc, char *argv[])
             {"concurrency", required_argument, NULL, A_CONC},
             {"speed", required_argument, NULL, A_SPEED},
             {"scheduled", no_argument, NULL, A_SCHED},
+            {"pinned", no_argument, NULL, A_PINNED},
             {"timeout", required_argument, NULL, A_TIMEOUT},
             {"sim", required_argument, NULL, A_SIM},
             {"output", required_argument, NULL, A_OUT},
@@ -1032,6 +1037,7 @@ static void parse_args(Options *o, int argc, char *argv[])
                        .concurrency = 16,
                        .timeout = 1800,
                        .speed = 1.0,
+                       .scheduled = true,
                        .sim_path = KUBESIM_PATH};
         opterr = 0;
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
@@ -1067,6 +1073,9 @@ static void parse_args(Options *o, int argc, char *argv[])
                         break;
                 case A_SCHED:
                         o->scheduled = true;
+                        break;
+                case A_PINNED:
+                        o->scheduled = false;
                         break;
                 case A_TIMEOUT:
                         o->timeout = parse_uint("--timeout", optarg, 1, 86400);
