@@ -620,6 +620,8 @@ static int initialize(Tick *t)
                 return r;
 
         RolloutStatus *s = t->status;
+        if (s->n_groups == 0)
+                free(s->groups); /* an empty list read from a status written before this (e.g. "groups": []) */
         s->groups = calloc(plan->n_groups, sizeof(GroupStatus));
         if (!s->groups)
                 return -ENOMEM;
@@ -964,7 +966,10 @@ static int pause_spec(Engine *e)
 
 static void emit(Engine *e, const KubeEventRef *ref, const char *type, const char *reason, const char *message)
 {
-        /* Fire and forget: an Event is a report, not state; a lost one is not worth a tick's delay. */
+        /* Fire and forget: an Event is a report, not state; a lost one is not worth a tick's delay.
+         * Still a write: a coordinator that lost its lease stays silent (fencing). */
+        if (fence(e) < 0)
+                return;
         (void)kube_event_emit_async(e->client, ref, type, reason, message, e->opts.component, e->opts.clock, NULL, NULL);
 }
 

@@ -557,16 +557,45 @@ static void test_gate_failure_rolls_back(void **state)
         http_fixture_free(prom);
 }
 
-/* A target revision that is not installed pauses the phase before anything changes. */
+/* Runs the loop until the Rollout is Paused with reason (bounded); the last status names what it did instead. */
+static void wait_paused_with(Fixture *f, const char *reason, usec_t d)
+{
+        usec_t end = mr_now_monotonic(NULL) + d;
+        for (;;) {
+                assert_true(sd_event_run(f->event, 200 * USEC_PER_MSEC) >= 0);
+                _cleanup_(json_object_putp) json_object *r = get(f, &KUBE_ROLLOUTS, NULL, "r1");
+                if (streq_ptr(mr_json_get_str(r, "status", "phase", NULL), "Paused") &&
+                    streq_ptr(mr_json_get_str(r, "status", "reason", NULL), reason))
+                        return;
+                if (mr_now_monotonic(NULL) >= end)
+                        fail_msg("not paused with %s: %s (%s)", reason, mr_json_get_str(r, "status", "reason", NULL),
+                                 mr_json_get_str(r, "status", "message", NULL));
+        }
+}
+
+/*
+ * A target revision that is not installed: the engine's preflight pauses
+ * first; an operator who resumes anyway meets the phase's own check, which
+ * pauses again before any write.
+ */
 static void test_missing_revision_pauses(void **state)
 {
+        _cleanup_(json_object_putp) json_object *patch = NULL;
+        KubeStatus st;
         Fixture f = {};
+
         start(&f, ROLLOUT_HEAD "  sidecar: {revision: 1-26-0, tag: prod-stable}\n");
         start_engine(&f);
-        run_until_paused(&f, "SidecarPreflight", 30 * USEC_PER_SEC);
+        wait_paused_with(&f, "PreflightFailed", 30 * USEC_PER_SEC);
+        assert_int_equal(mr_json_parse("{\"spec\":{\"paused\":false}}", 25, 1 << 10, &patch), 0);
+        assert_int_equal(kube_patch(f.client, "/apis/meshroll.io/v1alpha1/rollouts/r1", KUBE_PATCH_MERGE, patch, NULL,
+                                    &st),
+                         0);
+        wait_paused_with(&f, "SidecarPreflight", 30 * USEC_PER_SEC);
         _cleanup_(json_object_putp) json_object *r = get(&f, &KUBE_ROLLOUTS, NULL, "r1");
         assert_non_null(strstr(mr_json_get_str(r, "status", "message", NULL), "istiod-1-26-0"));
         assert_tag_on(&f, "prod-stable", "1-24-0");
+        assert_int_equal(restarts(&f, "shop", "web"), 0);
         stop(&f);
 }
 
