@@ -966,10 +966,7 @@ static int pause_spec(Engine *e)
 
 static void emit(Engine *e, const KubeEventRef *ref, const char *type, const char *reason, const char *message)
 {
-        /* Fire and forget: an Event is a report, not state; a lost one is not worth a tick's delay.
-         * Still a write: a coordinator that lost its lease stays silent (fencing). */
-        if (fence(e) < 0)
-                return;
+        /* Fire and forget: an Event is a report, not state; a lost one is not worth a tick's delay. */
         (void)kube_event_emit_async(e->client, ref, type, reason, message, e->opts.component, e->opts.clock, NULL, NULL);
 }
 
