@@ -241,6 +241,26 @@ static void enqueue_owner(SimControllers *c, json_object *obj, const char *ns)
                 sim_controllers_enqueue(c, SIM_CTRL_DEPLOYMENT, ns, name);
 }
 
+static bool same_field(json_object *a, json_object *b, const char *k1, const char *k2)
+{
+        return mr_json_equal(mr_json_get(a, k1, k2, NULL), mr_json_get(b, k1, k2, NULL));
+}
+
+/*
+ * Whether a pod write can change what its owner computes: labels, owners,
+ * deletion, node and status. An annotation patch cannot, and a ReplicaSet
+ * of 1,000 pods reads all of them on each sync, so such writes do not
+ * queue the owner (the real controller's informer makes that re-read
+ * cheap; here every pod read is a parse).
+ */
+static bool pod_change_matters_to_owner(json_object *obj, json_object *old)
+{
+        return !old || !same_field(obj, old, "metadata", "labels") ||
+               !same_field(obj, old, "metadata", "ownerReferences") ||
+               !same_field(obj, old, "metadata", "deletionTimestamp") || !same_field(obj, old, "spec", "nodeName") ||
+               !mr_json_equal(mr_json_get(obj, "status", NULL), mr_json_get(old, "status", NULL));
+}
+
 static bool pod_is_terminal(json_object *pod)
 {
         const char *phase = mr_json_get_str(pod, "status", "phase", NULL);
@@ -266,9 +286,11 @@ static void observer(SimStore *s, const SimKind *k, SimEventType type, json_obje
                         sim_controllers_enqueue(c, SIM_CTRL_SCHEDULER, ns, name);
                 if (type == SIM_EVENT_DELETED || (old && pod_is_terminal(obj) && !pod_is_terminal(old)))
                         sim_sched_cache_enqueue_pending(c, c->sched); /* capacity freed */
-                enqueue_owner(c, obj, ns);
-                if (old)
-                        enqueue_owner(c, old, ns);
+                if (type == SIM_EVENT_DELETED || pod_change_matters_to_owner(obj, old)) {
+                        enqueue_owner(c, obj, ns);
+                        if (old)
+                                enqueue_owner(c, old, ns);
+                }
                 sim_controllers_enqueue(c, SIM_CTRL_ENDPOINTS, ns, "*");
                 sim_controllers_enqueue(c, SIM_CTRL_DISRUPTION, ns, "*");
         } else if (k == &SIM_NODES) {

@@ -32,6 +32,7 @@
  *    controllers and the scenario loader create look like the API's.
  */
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <time.h>
@@ -41,6 +42,7 @@
 #include "store.h"
 
 #define HISTORY_DEFAULT 20000
+#define SCRATCH_TRIM 1024 /* trees freed at once that make a release return memory to the system */
 #define NAME_MAX_LEN 253
 #define VERBS_CR "delete deletecollection get list patch create update watch"
 
@@ -279,12 +281,20 @@ size_t sim_store_mark(SimStore *s)
 
 void sim_store_release(SimStore *s, size_t mark)
 {
+        size_t freed = s->n_scratch > mark ? s->n_scratch - mark : 0;
         while (s->n_scratch > mark) {
                 Parsed *p = &s->scratch[--s->n_scratch];
                 if (p->e)
                         p->e->obj = NULL;
                 json_object_put(p->obj);
         }
+        /*
+         * Thousands of trees at once (a scenario's objects, a long walk) are
+         * tens of MiB glibc would keep: give them back, or the peak stays
+         * the RSS. Rare, so the trim's walk of the heap costs nothing.
+         */
+        if (freed >= SCRATCH_TRIM)
+                malloc_trim(0);
 }
 
 /* Parses a blob (our own output) into a tree handed out under the lock. NULL on ENOMEM. */
