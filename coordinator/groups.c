@@ -765,3 +765,118 @@ int groups_from_json(json_object *array, GroupPlan **ret, MrError *err)
         *ret = TAKE_PTR(p);
         return 0;
 }
+
+/* ---- listing the inputs, projected ------------------------------------------------------------- */
+
+/* Adds o[key] (borrowed) to to under key, by reference, when present. */
+static int keep(json_object *to, json_object *o, const char *key)
+{
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return 0;
+        return json_object_object_add(to, key, json_object_get(v)) < 0 ? -ENOMEM : 0;
+}
+
+/* {"metadata":{name, labels, deletionTimestamp}} of a Node (borrowed). */
+static json_object *project_node(json_object *node)
+{
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *meta = mr_json_get(node, "metadata", NULL), *m;
+
+        if (!o || !(m = mr_json_ensure_object(o, "metadata", NULL)))
+                return NULL;
+        if (meta && (keep(m, meta, "name") < 0 || keep(m, meta, "labels") < 0 ||
+                     keep(m, meta, "deletionTimestamp") < 0))
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+/* {"metadata":{namespace, ownerReferences}, "spec":{nodeName}} of a pod (borrowed). */
+static json_object *project_pod(json_object *pod)
+{
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *meta = mr_json_get(pod, "metadata", NULL), *spec = mr_json_get(pod, "spec", NULL), *m, *sp;
+
+        if (!o || !(m = mr_json_ensure_object(o, "metadata", NULL)) || !(sp = mr_json_ensure_object(o, "spec", NULL)))
+                return NULL;
+        if ((meta && (keep(m, meta, "namespace") < 0 || keep(m, meta, "ownerReferences") < 0)) ||
+            (spec && keep(sp, spec, "nodeName") < 0))
+                return NULL;
+        return TAKE_PTR(o);
+}
+
+/* Lists res in ns page by page into *ret, each item through project. */
+static int list_projected(KubeClient *c, const KubeResource *res, const char *ns,
+                          json_object *(*project)(json_object *item), json_object **ret, MrError *err)
+{
+        _cleanup_(json_object_putp) json_object *all = json_object_new_array();
+        _cleanup_free_ char *base = NULL, *cont = NULL;
+        bool restarted = false;
+        KubeStatus st = {};
+        int r;
+
+        if (!all || kube_path(res, ns, NULL, NULL, &base) < 0)
+                return mr_error_set(err, -ENOMEM, "out of memory");
+        for (;;) {
+                _cleanup_(json_object_putp) json_object *page = NULL;
+                _cleanup_free_ char *path = strdup(base);
+                json_object *items;
+                const char *next;
+
+                if (!path || kube_path_append_query(&path, "limit", "500", "continue", cont, NULL) < 0)
+                        return mr_error_set(err, -ENOMEM, "out of memory");
+                r = kube_get(c, path, &page, &st);
+                if (r == -MR_EGONE && cont && !restarted) {
+                        /* the continue token expired: once more from the start */
+                        restarted = true;
+                        free(cont);
+                        cont = NULL;
+                        json_object_put(all);
+                        if (!(all = json_object_new_array()))
+                                return mr_error_set(err, -ENOMEM, "out of memory");
+                        continue;
+                }
+                if (r < 0)
+                        return mr_error_set(err, r, "listing %s%s%s: %s", res->plural, ns ? " in " : "", strempty(ns),
+                                            st.message[0] ? st.message : mr_strerror(r));
+                items = mr_json_get(page, "items", NULL);
+                for (size_t i = 0; items && json_object_is_type(items, json_type_array) &&
+                                   i < json_object_array_length(items);
+                     i++) {
+                        json_object *p = project(json_object_array_get_idx(items, i));
+                        if (!p || json_object_array_add(all, p) < 0) {
+                                json_object_put(p);
+                                return mr_error_set(err, -ENOMEM, "out of memory");
+                        }
+                }
+                next = mr_json_get_str(page, "metadata", "continue", NULL);
+                free(cont);
+                cont = NULL;
+                if (isempty(next))
+                        break;
+                if (!(cont = strdup(next)))
+                        return mr_error_set(err, -ENOMEM, "out of memory");
+        }
+        *ret = TAKE_PTR(all);
+        return 0;
+}
+
+int groups_list_inputs(KubeClient *c, const RolloutSpec *spec, json_object **ret_nodes, json_object **ret_pods,
+                       MrError *err)
+{
+        _cleanup_(json_object_putp) json_object *nodes = NULL, *pods = NULL;
+        int r;
+
+        if (!c || !spec || !ret_nodes || !ret_pods)
+                return mr_error_set(err, -EINVAL, "groups_list_inputs: missing argument");
+        r = list_projected(c, &KUBE_NODES, NULL, project_node, &nodes, err);
+        if (r < 0)
+                return r;
+        r = list_projected(c, &KUBE_PODS, spec->target_namespace, project_pod, &pods, err);
+        if (r < 0)
+                return r;
+        *ret_nodes = TAKE_PTR(nodes);
+        *ret_pods = TAKE_PTR(pods);
+        return 0;
+}

@@ -41,6 +41,7 @@
 #include <json-c/json.h>
 
 #include "meshroll/errors.h"
+#include "meshroll/kube.h"
 #include "spec.h"
 
 typedef struct NodeGroup {
@@ -67,6 +68,21 @@ typedef struct GroupPlan {
  */
 int groups_compute(const RolloutSpec *spec, json_object *nodes, json_object *ztunnel_pods, GroupPlan **ret,
                    MrError *err);
+
+/*
+ * Lists what groups_compute reads, for a cluster of any size: every Node and
+ * the pods of spec's target namespace, in pages of 500, keeping of each
+ * object only the fields groups_compute uses (a Node's name, labels and
+ * deletionTimestamp; a pod's namespace, ownerReferences and nodeName).
+ * Listing whole objects holds them all at once in json-c, several times
+ * their JSON size: at 5,000 nodes that alone is well over 100 MiB, while the
+ * projection is a few MiB. *ret_nodes and *ret_pods are owned arrays for
+ * groups_compute; untouched on failure. Errors: -ENOMEM, API errors (kube.h)
+ * with err naming the list that failed; an expired continue token (410)
+ * restarts that list once.
+ */
+int groups_list_inputs(KubeClient *c, const RolloutSpec *spec, json_object **ret_nodes, json_object **ret_pods,
+                       MrError *err);
 
 /* Finds the group a node belongs to (borrowed from p), or NULL (also for NULL p or node). */
 const NodeGroup *groups_find_node(const GroupPlan *p, const char *node);

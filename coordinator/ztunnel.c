@@ -249,25 +249,91 @@ ZtunnelInfo *ztunnel_info_free(ZtunnelInfo *z)
         return NULL;
 }
 
-/* Copies the DaemonSet's pods out of items (borrowed) into z. */
-static int collect_pods(ZtunnelInfo *z, json_object *items, MrError *err)
+static void clear_pods(ZtunnelInfo *z)
+{
+        for (size_t i = 0; i < z->n_pods; i++)
+                pod_done(&z->pods[i]);
+        free(z->pods);
+        z->pods = NULL;
+        z->n_pods = 0;
+}
+
+/* Copies the DaemonSet's pods out of one page of items (borrowed) into z, growing z->pods. */
+static int collect_page(ZtunnelInfo *z, json_object *items, size_t *allocated)
 {
         size_t n = json_object_array_length(items);
 
-        if (n == 0)
-                return 0;
-        z->pods = calloc(n, sizeof(ZtunnelPod));
-        if (!z->pods)
-                return oom(err);
+        if (z->n_pods + n > *allocated) {
+                size_t a = MAX(*allocated * 2, z->n_pods + n);
+                ZtunnelPod *p = reallocarray(z->pods, a, sizeof(ZtunnelPod));
+                if (!p)
+                        return -ENOMEM;
+                z->pods = p;
+                *allocated = a;
+        }
         for (size_t i = 0; i < n; i++) {
                 json_object *o = json_object_array_get_idx(items, i);
                 if (!controlled_by(o, z->uid))
                         continue;
                 /* Counted before checking, so ztunnel_info_free frees a partial copy. */
                 if (pod_from_json(o, &z->pods[z->n_pods++]) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/*
+ * Lists the DaemonSet's pods page by page (500 a page, kubectl's size), keeping
+ * only what ZtunnelPod holds of each: one page of JSON at a time is in memory,
+ * not the whole list — at 5,000 nodes the list is tens of MB of JSON and json-c
+ * multiplies that. An expired continue token (410) restarts the list once.
+ */
+static int collect_pods(KubeClient *c, ZtunnelInfo *z, const char *selector, MrError *err)
+{
+        _cleanup_free_ char *base = NULL, *cont = NULL;
+        size_t allocated = 0;
+        bool restarted = false;
+        KubeStatus st = {};
+        int r;
+
+        if (kube_path(&KUBE_PODS, z->namespace, NULL, NULL, &base) < 0 ||
+            kube_path_append_query(&base, "labelSelector", selector, NULL) < 0)
+                return oom(err);
+        for (;;) {
+                _cleanup_(json_object_putp) json_object *page = NULL;
+                _cleanup_free_ char *path = strdup(base);
+                const char *next;
+
+                if (!path || kube_path_append_query(&path, "limit", "500", "continue", cont, NULL) < 0)
+                        return oom(err);
+                r = kube_get(c, path, &page, &st);
+                if (r == -MR_EGONE && cont && !restarted) {
+                        restarted = true;
+                        free(cont);
+                        cont = NULL;
+                        clear_pods(z);
+                        allocated = 0;
+                        continue;
+                }
+                if (r < 0)
+                        return api_error(err, r, &st, "Failed to list the pods of DaemonSet %s/%s", z->namespace,
+                                         z->name);
+                json_object *items = mr_json_get(page, "items", NULL);
+                if (items && !json_object_is_type(items, json_type_array))
+                        return mr_error_set(err, -EBADMSG, "DaemonSet %s/%s: a pod list's items is not an array",
+                                            z->namespace, z->name);
+                if (items && collect_page(z, items, &allocated) < 0)
+                        return oom(err);
+                next = mr_json_get_str(page, "metadata", "continue", NULL);
+                free(cont);
+                cont = NULL;
+                if (isempty(next))
+                        break;
+                if (!(cont = strdup(next)))
                         return oom(err);
         }
-        qsort(z->pods, z->n_pods, sizeof(ZtunnelPod), pod_cmp);
+        if (z->n_pods > 0)
+                qsort(z->pods, z->n_pods, sizeof(ZtunnelPod), pod_cmp);
         return 0;
 }
 
@@ -346,7 +412,7 @@ static int find_previous_revision(ZtunnelInfo *z, json_object *items, MrError *e
 int ztunnel_inspect(KubeClient *c, const char *ns, const char *name, ZtunnelInfo **ret, MrError *err)
 {
         _cleanup_(ztunnel_info_freep) ZtunnelInfo *z = NULL;
-        _cleanup_(json_object_putp) json_object *ds = NULL, *revisions = NULL, *pods = NULL;
+        _cleanup_(json_object_putp) json_object *ds = NULL, *revisions = NULL;
         _cleanup_(mr_selector_freep) MrSelector *sel = NULL;
         _cleanup_free_ char *path = NULL, *selector = NULL;
         json_object *tmpl;
@@ -404,10 +470,7 @@ int ztunnel_inspect(KubeClient *c, const char *ns, const char *name, ZtunnelInfo
         if (r < 0)
                 return r;
 
-        r = kube_list(c, &KUBE_PODS, ns, &lo, &pods, NULL, &st);
-        if (r < 0)
-                return api_error(err, r, &st, "Failed to list the pods of DaemonSet %s/%s", ns, name);
-        r = collect_pods(z, pods, err);
+        r = collect_pods(c, z, selector, err);
         if (r < 0)
                 return r;
         r = find_previous_revision(z, revisions, err);

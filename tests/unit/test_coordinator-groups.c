@@ -16,10 +16,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "groups.h"
 #include "meshroll/json-util.h"
 #include "meshroll/yaml-json.h"
+#include "sim.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -572,6 +574,94 @@ static void test_free_null(void **state)
         assert_null(group_plan_free(NULL));
 }
 
+/*
+ * groups_list_inputs against the in-process simulator, over more than one
+ * 500-object page: the projected lists give the same plan as whole objects,
+ * and keep nothing else of them.
+ */
+static void test_list_inputs_paged(void **state)
+{
+        static const char scenario[] =
+            "name: many\n"
+            "nodes:\n"
+            "  - {name: \"a-{i}\", count: 600, pool: a}\n"
+            "  - {name: \"b-{i}\", count: 150, pool: b}\n"
+            "istio:\n"
+            "  revisions: [{name: 1-24-0, version: 1.24.0}]\n"
+            "  ztunnel: {revision: 1-24-0, updateStrategy: OnDelete}\n";
+        _cleanup_(rollout_spec_freep) RolloutSpec *spec = spec_new("{byLabel: meshroll.io/pool}");
+        _cleanup_(json_object_putp) json_object *nodes = NULL, *pods = NULL, *all_nodes = NULL, *all_pods = NULL;
+        _cleanup_(group_plan_freep) GroupPlan *got = NULL, *want = NULL;
+        KubeClientOptions o = {.qps = -1};
+        SimOptions so = {.scenario_data = scenario, .scenario_size = strlen(scenario), .speed = 20};
+        KubeClient *c = NULL;
+        Sim *sim = NULL;
+        MrError err = {};
+        KubeStatus st;
+
+        if (sim_start(&so, &sim, &err) < 0)
+                fail_msg("sim_start: %s", err.message);
+        KubeConfig cfg = {.server = (char *)sim_url(sim)};
+        assert_int_equal(kube_client_new(&cfg, &o, &c, NULL), 0);
+
+        /* the DaemonSet controller places a ztunnel pod on every node: wait for all of them (bounded) */
+        for (int i = 0; i < 200; i++) {
+                json_object_put(all_pods);
+                all_pods = NULL;
+                assert_int_equal(kube_list(c, &KUBE_PODS, "istio-system", NULL, &all_pods, NULL, &st), 0);
+                size_t n = 0;
+                for (size_t k = 0; k < json_object_array_length(all_pods); k++) {
+                        json_object *pod = json_object_array_get_idx(all_pods, k);
+                        if (mr_json_get_str(pod, "spec", "nodeName", NULL) &&
+                            streq_ptr(mr_json_get_str(pod, "metadata", "labels", "app", NULL), "ztunnel"))
+                                n++;
+                }
+                if (n >= 750)
+                        break;
+                usleep(50 * 1000);
+        }
+        assert_int_equal(kube_list(c, &KUBE_NODES, NULL, NULL, &all_nodes, NULL, &st), 0);
+        assert_int_equal(json_object_array_length(all_nodes), 750);
+
+        if (groups_list_inputs(c, spec, &nodes, &pods, &err) < 0)
+                fail_msg("groups_list_inputs: %s", err.message);
+        assert_int_equal(json_object_array_length(nodes), 750);
+        /* every ztunnel pod is there (istiod's may come and go: it is not counted) */
+        size_t ds_pods = 0;
+        for (size_t k = 0; k < json_object_array_length(pods); k++) {
+                json_object *refs = mr_json_get(json_object_array_get_idx(pods, k), "metadata", "ownerReferences", NULL);
+                json_object *ref = refs ? json_object_array_get_idx(refs, 0) : NULL;
+                if (streq_ptr(mr_json_get_str(ref, "kind", NULL), "DaemonSet"))
+                        ds_pods++;
+        }
+        assert_int_equal(ds_pods, 750);
+
+        /* only what groups_compute reads */
+        json_object *n0 = json_object_array_get_idx(nodes, 0), *p0 = json_object_array_get_idx(pods, 0);
+        assert_null(mr_json_get(n0, "status", NULL));
+        assert_null(mr_json_get(n0, "spec", NULL));
+        assert_non_null(mr_json_get(n0, "metadata", "labels", NULL));
+        assert_null(mr_json_get(n0, "metadata", "uid", NULL));
+        assert_null(mr_json_get(p0, "status", NULL));
+        assert_null(mr_json_get(p0, "spec", "containers", NULL));
+        assert_non_null(mr_json_get(p0, "metadata", "ownerReferences", NULL));
+
+        assert_int_equal(groups_compute(spec, nodes, pods, &got, &err), 0);
+        assert_int_equal(groups_compute(spec, all_nodes, all_pods, &want, &err), 0);
+        assert_int_equal(got->n_groups, 2);
+        assert_int_equal(got->n_groups, want->n_groups);
+        for (size_t g = 0; g < got->n_groups; g++) {
+                assert_string_equal(got->groups[g].name, want->groups[g].name);
+                assert_int_equal(got->groups[g].n_nodes, want->groups[g].n_nodes);
+                for (size_t k = 0; k < got->groups[g].n_nodes; k++)
+                        assert_string_equal(got->groups[g].nodes[k], want->groups[g].nodes[k]);
+        }
+        assert_int_equal(got->groups[0].n_nodes, 600);
+
+        kube_client_free(c);
+        sim_stop(sim);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -587,6 +677,7 @@ int main(void)
             cmocka_unit_test(test_from_json_keeps_group_order),
             cmocka_unit_test(test_from_json_malformed),
             cmocka_unit_test(test_free_null),
+            cmocka_unit_test(test_list_inputs_paged),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
