@@ -31,12 +31,12 @@ FUZZ_ARGS ?=
 fuzz:
 	tools/fuzz.sh $(FUZZ_ARGS)
 
-# Builds, then runs every benchmark at full size (minutes; the simulator needs a few GiB)
-# and writes the report to bench/RESULTS.md. See docs/benchmarks.md.
+# Builds, then runs every benchmark at full size, one at a time (tens of minutes; the simulator
+# needs a few GiB), each writing bench/results/NAME.md, and assembles bench/RESULTS.md (machine,
+# commit, a summary of every target, one section per benchmark). BENCH_ONLY="drain rollout" runs
+# only those. See docs/benchmarks.md.
 bench: build
-	ninja -C $(BUILD) bench/bench-kubesim bench/bench-agent
-	$(BUILD)/bench/bench-kubesim --output bench/RESULTS.md
-	$(BUILD)/bench/bench-agent --output bench/RESULTS-agent.md
+	tools/bench.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
