@@ -37,12 +37,12 @@
 #define DEFAULT_TIMEOUT (10 * USEC_PER_MINUTE)
 #define MAX_DURATION (24 * 3600 * USEC_PER_SEC)
 /* A duration for a message; the buffer lives as long as the enclosing block. */
-#define DURATION(d) mr_duration_format((d), (char[32]){ 0 }, 32)
+#define DURATION(d) mr_duration_format((d), (char[32]){0}, 32)
 
 static const char *const old_action_names[] = {
-        [TRAFFIC_OLD_KEEP] = "keep",
-        [TRAFFIC_OLD_SCALE_DOWN] = "scaleDown",
-        [TRAFFIC_OLD_DELETE] = "delete",
+    [TRAFFIC_OLD_KEEP] = "keep",
+    [TRAFFIC_OLD_SCALE_DOWN] = "scaleDown",
+    [TRAFFIC_OLD_DELETE] = "delete",
 };
 
 const char *traffic_old_action_to_string(TrafficOldAction a)
@@ -73,7 +73,8 @@ static int read_steps(json_object *section, const char *path, TrafficSpec *s, Mr
 {
         json_object *list;
 
-        if (!json_object_object_get_ex(section, "steps", &list) || json_object_is_type(list, json_type_null)) {
+        if (!json_object_object_get_ex(section, "steps", &list) ||
+            json_object_is_type(list, json_type_null)) {
                 s->steps[0] = 100;
                 s->n_steps = 1;
                 return 0;
@@ -88,11 +89,13 @@ static int read_steps(json_object *section, const char *path, TrafficSpec *s, Mr
                 json_object *v = json_object_array_get_idx(list, i);
                 int64_t w = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
                 if (w < 1 || w > 100)
-                        return mr_error_set(err, MR_ECONFIG, "%s.steps[%zu]: expected an integer from 1 to 100, got %s",
-                                            path, i, json_object_to_json_string(v));
+                        return mr_error_set(err, MR_ECONFIG,
+                                            "%s.steps[%zu]: expected an integer from 1 to 100, got %s", path,
+                                            i, json_object_to_json_string(v));
                 if (i > 0 && (unsigned)w <= s->steps[i - 1])
-                        return mr_error_set(err, MR_ECONFIG, "%s.steps[%zu]: expected more than %u (steps increase)",
-                                            path, i, s->steps[i - 1]);
+                        return mr_error_set(err, MR_ECONFIG,
+                                            "%s.steps[%zu]: expected more than %u (steps increase)", path, i,
+                                            s->steps[i - 1]);
                 s->steps[i] = (unsigned)w;
         }
         s->n_steps = n;
@@ -104,7 +107,7 @@ static int read_steps(json_object *section, const char *path, TrafficSpec *s, Mr
 
 static int read_old(json_object *section, const char *path, TrafficSpec *s, MrError *err)
 {
-        static const char *const keys[] = { "action", "deployment", NULL };
+        static const char *const keys[] = {"action", "deployment", NULL};
         _cleanup_free_ char *action = NULL;
         json_object *old;
         char sub[96];
@@ -126,36 +129,36 @@ static int read_old(json_object *section, const char *path, TrafficSpec *s, MrEr
                                 break;
                 if (i == ELEMENTSOF(old_action_names))
                         return mr_error_set(err, MR_ECONFIG,
-                                            "%s.action: expected one of keep, scaleDown, delete; got \"%s\"", sub,
-                                            action);
+                                            "%s.action: expected one of keep, scaleDown, delete; got \"%s\"",
+                                            sub, action);
                 s->old_action = (TrafficOldAction)i;
         }
         if (s->old_action != TRAFFIC_OLD_KEEP && !s->old_deployment)
                 return mr_error_set(err, MR_ECONFIG, "%s.deployment: required when action is %s", sub,
                                     old_action_names[s->old_action]);
         if (s->old_deployment && streq(s->old_deployment, s->deployment))
-                return mr_error_set(err, MR_ECONFIG, "%s.deployment: \"%s\" is also the new version's deployment",
-                                    sub, s->old_deployment);
+                return mr_error_set(err, MR_ECONFIG,
+                                    "%s.deployment: \"%s\" is also the new version's deployment", sub,
+                                    s->old_deployment);
         return 0;
 }
 
 int traffic_spec_from_json(json_object *section, const char *path, TrafficSpec **ret, MrError *err)
 {
-        static const char *const keys[] = { "namespace", "host",      "destinationRule", "virtualService",
-                                            "versionLabel", "from",   "to",              "deployment",
-                                            "steps",     "stepPause", "soak",            "timeout",
-                                            "old",       NULL };
+        static const char *const keys[] = {
+            "namespace",  "host",  "destinationRule", "virtualService", "versionLabel", "from", "to",
+            "deployment", "steps", "stepPause",       "soak",           "timeout",      "old",  NULL};
         static const struct {
                 const char *key;
                 size_t offset;
         } required[] = {
-                { "namespace", offsetof(TrafficSpec, namespace) },
-                { "host", offsetof(TrafficSpec, host) },
-                { "destinationRule", offsetof(TrafficSpec, destination_rule) },
-                { "virtualService", offsetof(TrafficSpec, virtual_service) },
-                { "from", offsetof(TrafficSpec, from) },
-                { "to", offsetof(TrafficSpec, to) },
-                { "deployment", offsetof(TrafficSpec, deployment) },
+            {"namespace", offsetof(TrafficSpec, namespace)},
+            {"host", offsetof(TrafficSpec, host)},
+            {"destinationRule", offsetof(TrafficSpec, destination_rule)},
+            {"virtualService", offsetof(TrafficSpec, virtual_service)},
+            {"from", offsetof(TrafficSpec, from)},
+            {"to", offsetof(TrafficSpec, to)},
+            {"deployment", offsetof(TrafficSpec, deployment)},
         };
         _cleanup_(traffic_spec_freep) TrafficSpec *s = calloc(1, sizeof(TrafficSpec));
         int r;
@@ -184,8 +187,8 @@ int traffic_spec_from_json(json_object *section, const char *path, TrafficSpec *
         if (!s->version_label && !(s->version_label = strdup("version")))
                 return mr_error_set(err, -ENOMEM, "out of memory");
         if (streq(s->from, s->to))
-                return mr_error_set(err, MR_ECONFIG, "%s.to: \"%s\" is also from: expected another version", path,
-                                    s->to);
+                return mr_error_set(err, MR_ECONFIG, "%s.to: \"%s\" is also from: expected another version",
+                                    path, s->to);
         if (s->timeout == 0)
                 return mr_error_set(err, MR_ECONFIG, "%s.timeout: expected more than 0", path);
         *ret = TAKE_PTR(s);
@@ -207,7 +210,7 @@ static bool host_matches(const char *a, const char *b)
         return strneq(a, b, la) && b[la] == '.';
 }
 
-static const char *const route_kinds[] = { "http", "tcp", "tls" };
+static const char *const route_kinds[] = {"http", "tcp", "tls"};
 
 static json_object *destination_entry(json_object *first, const char *subset, unsigned weight)
 {
@@ -218,7 +221,8 @@ static json_object *destination_entry(json_object *first, const char *subset, un
         return TAKE_PTR(e);
 }
 
-int traffic_set_routes(json_object *vs, const TrafficSpec *s, TrafficRoutes mode, unsigned weight, MrError *err)
+int traffic_set_routes(json_object *vs, const TrafficSpec *s, TrafficRoutes mode, unsigned weight,
+                       MrError *err)
 {
         bool changed = false, found = false;
 
@@ -244,11 +248,12 @@ int traffic_set_routes(json_object *vs, const TrafficSpec *s, TrafficRoutes mode
                         if (!first)
                                 continue;
                         if (other)
-                                return mr_error_set(err, MR_ECONFIG,
-                                                    "VirtualService %s/%s: spec.%s[%zu].route sends to %s as well "
-                                                    "as %s; expected routes to %s alone",
-                                                    s->namespace, s->virtual_service, route_kinds[k], i, s->host,
-                                                    other, s->host);
+                                return mr_error_set(
+                                    err, MR_ECONFIG,
+                                    "VirtualService %s/%s: spec.%s[%zu].route sends to %s as well "
+                                    "as %s; expected routes to %s alone",
+                                    s->namespace, s->virtual_service, route_kinds[k], i, s->host, other,
+                                    s->host);
                         found = true;
                         _cleanup_(json_object_putp) json_object *want = json_object_new_array();
                         json_object *a = NULL, *b = NULL;
@@ -258,8 +263,10 @@ int traffic_set_routes(json_object *vs, const TrafficSpec *s, TrafficRoutes mode
                                 a = destination_entry(first, s->from, 100 - weight);
                                 b = destination_entry(first, s->to, weight);
                         } else
-                                a = destination_entry(first, mode == TRAFFIC_ROUTES_OLD_ONLY ? s->from : s->to, 100);
-                        if (!a || (mode == TRAFFIC_ROUTES_SPLIT && !b) || json_object_array_add(want, a) < 0) {
+                                a = destination_entry(
+                                    first, mode == TRAFFIC_ROUTES_OLD_ONLY ? s->from : s->to, 100);
+                        if (!a || (mode == TRAFFIC_ROUTES_SPLIT && !b) ||
+                            json_object_array_add(want, a) < 0) {
                                 json_object_put(a);
                                 json_object_put(b);
                                 return -ENOMEM;
@@ -276,7 +283,8 @@ int traffic_set_routes(json_object *vs, const TrafficSpec *s, TrafficRoutes mode
                 }
         }
         if (!found)
-                return mr_error_set(err, MR_ECONFIG, "VirtualService %s/%s: no http, tcp or tls route to host %s",
+                return mr_error_set(err, MR_ECONFIG,
+                                    "VirtualService %s/%s: no http, tcp or tls route to host %s",
                                     s->namespace, s->virtual_service, s->host);
         return changed;
 }
@@ -285,8 +293,8 @@ int traffic_routed_weight(json_object *vs, const TrafficSpec *s)
 {
         for (size_t k = 0; k < ELEMENTSOF(route_kinds); k++) {
                 json_object *list = mr_json_get(vs, "spec", route_kinds[k], NULL);
-                for (size_t i = 0; json_object_is_type(list, json_type_array) && i < json_object_array_length(list);
-                     i++) {
+                for (size_t i = 0;
+                     json_object_is_type(list, json_type_array) && i < json_object_array_length(list); i++) {
                         json_object *route = mr_json_get(json_object_array_get_idx(list, i), "route", NULL);
                         bool ours = false;
                         int64_t to = 0;
@@ -332,12 +340,14 @@ int traffic_ensure_subset(json_object *dr, const char *name, const char *label, 
         for (size_t i = 0; i < json_object_array_length(list); i++)
                 if (streq_ptr(mr_json_get_str(json_object_array_get_idx(list, i), "name", NULL), name))
                         return 0;
-        _cleanup_(json_object_putp) json_object *add = subset ? mr_json_copy(subset) : json_object_new_object();
+        _cleanup_(json_object_putp) json_object *add =
+            subset ? mr_json_copy(subset) : json_object_new_object();
         if (!add)
                 return -ENOMEM;
         if (!subset) {
                 json_object *labels;
-                if (mr_json_set_str(add, "name", name) < 0 || !(labels = mr_json_ensure_object(add, "labels", NULL)) ||
+                if (mr_json_set_str(add, "name", name) < 0 ||
+                    !(labels = mr_json_ensure_object(add, "labels", NULL)) ||
                     mr_json_set_str(labels, label, name) < 0)
                         return -ENOMEM;
         }
@@ -391,8 +401,8 @@ typedef int (*MutateFn)(json_object *obj, void *userdata, MrError *err);
  * GET, mutate, PUT with the resourceVersion read; 409 → again from a fresh
  * GET. 1 written, 0 nothing to write, negative errno with err set.
  */
-static int update_object(PhaseCtx *ctx, const KubeResource *res, const char *ns, const char *name, MutateFn fn,
-                         void *userdata)
+static int update_object(PhaseCtx *ctx, const KubeResource *res, const char *ns, const char *name,
+                         MutateFn fn, void *userdata)
 {
         _cleanup_free_ char *path = NULL;
         int r;
@@ -410,8 +420,8 @@ static int update_object(PhaseCtx *ctx, const KubeResource *res, const char *ns,
                 if (r <= 0)
                         return r;
                 if ((r = phase_fence(ctx)) < 0)
-                        return mr_error_set(ctx->err, r, "no longer the leader: %s %s/%s not written", res->kind, ns,
-                                            name);
+                        return mr_error_set(ctx->err, r, "no longer the leader: %s %s/%s not written",
+                                            res->kind, ns, name);
                 /* obj still carries metadata.resourceVersion: the PUT fails with 409 if it moved on. */
                 r = kube_replace(ctx->client, path, obj, NULL, &st);
                 if (r == -MR_ECONFLICT && attempt + 1 < UPDATE_ATTEMPTS) {
@@ -439,8 +449,9 @@ static int mutate_routes(json_object *obj, void *userdata, MrError *err)
 
 static int set_routes(PhaseCtx *ctx, const TrafficSpec *s, TrafficRoutes mode, unsigned weight)
 {
-        RoutesArg a = { s, mode, weight };
-        return update_object(ctx, &KUBE_VIRTUALSERVICES, s->namespace, s->virtual_service, mutate_routes, &a);
+        RoutesArg a = {s, mode, weight};
+        return update_object(ctx, &KUBE_VIRTUALSERVICES, s->namespace, s->virtual_service, mutate_routes,
+                             &a);
 }
 
 typedef struct SubsetArg {
@@ -460,11 +471,13 @@ static int mutate_subset(json_object *obj, void *userdata, MrError *err)
 
 static int edit_subset(PhaseCtx *ctx, const TrafficSpec *s, bool add, const char *name, json_object *subset)
 {
-        SubsetArg a = { s, add, name, subset };
-        return update_object(ctx, &KUBE_DESTINATIONRULES, s->namespace, s->destination_rule, mutate_subset, &a);
+        SubsetArg a = {s, add, name, subset};
+        return update_object(ctx, &KUBE_DESTINATIONRULES, s->namespace, s->destination_rule, mutate_subset,
+                             &a);
 }
 
-static int get_object(PhaseCtx *ctx, const KubeResource *res, const char *ns, const char *name, json_object **ret)
+static int get_object(PhaseCtx *ctx, const KubeResource *res, const char *ns, const char *name,
+                      json_object **ret)
 {
         _cleanup_free_ char *path = NULL;
         KubeStatus st;
@@ -491,11 +504,12 @@ static int scale(PhaseCtx *ctx, const char *ns, const char *name, int64_t replic
         if (!(patch = json_tokener_parse(text)) || kube_path(&KUBE_DEPLOYMENTS, ns, name, NULL, &path) < 0)
                 return mr_error_set(ctx->err, -ENOMEM, "out of memory");
         if ((r = phase_fence(ctx)) < 0)
-                return mr_error_set(ctx->err, r, "no longer the leader: Deployment %s/%s not scaled", ns, name);
+                return mr_error_set(ctx->err, r, "no longer the leader: Deployment %s/%s not scaled", ns,
+                                    name);
         r = kube_patch(ctx->client, path, KUBE_PATCH_MERGE, patch, NULL, &st);
         if (r < 0)
-                return mr_error_set(ctx->err, r, "scaling Deployment %s/%s to %" PRId64 ": %s", ns, name, replicas,
-                                    st.message[0] ? st.message : mr_strerror(r));
+                return mr_error_set(ctx->err, r, "scaling Deployment %s/%s to %" PRId64 ": %s", ns, name,
+                                    replicas, st.message[0] ? st.message : mr_strerror(r));
         return 0;
 }
 
@@ -508,7 +522,8 @@ static int delete_deployment(PhaseCtx *ctx, const char *ns, const char *name)
         if (kube_path(&KUBE_DEPLOYMENTS, ns, name, NULL, &path) < 0)
                 return mr_error_set(ctx->err, -ENOMEM, "out of memory");
         if ((r = phase_fence(ctx)) < 0)
-                return mr_error_set(ctx->err, r, "no longer the leader: Deployment %s/%s not deleted", ns, name);
+                return mr_error_set(ctx->err, r, "no longer the leader: Deployment %s/%s not deleted", ns,
+                                    name);
         r = kube_delete(ctx->client, path, NULL, NULL, &st);
         if (r < 0 && r != -ENOENT)
                 return mr_error_set(ctx->err, r, "deleting Deployment %s/%s: %s", ns, name,
@@ -547,13 +562,14 @@ static bool timed_out(const PhaseCtx *ctx, PhaseStatus *ps, usec_t timeout)
 
 static int begin_rollback(PhaseCtx *ctx, PhaseStatus *ps, const char *reason)
 {
-        if (mr_json_set_str(ps->detail, "reason", reason) < 0 || rec_set_int(ps, "rollbackStep", 0, ctx->err) < 0 ||
-            set_stage(ctx, ps, "rollback") < 0)
+        if (mr_json_set_str(ps->detail, "reason", reason) < 0 ||
+            rec_set_int(ps, "rollbackStep", 0, ctx->err) < 0 || set_stage(ctx, ps, "rollback") < 0)
                 return mr_error_set(ctx->err, -ENOMEM, "out of memory");
         phase_set_state(ps, PHASE_ROLLING_BACK, ctx->now);
         if (phase_set_message(ps, "rolling back: %s", reason) < 0)
                 return mr_error_set(ctx->err, -ENOMEM, "out of memory");
-        phase_event(ctx, NULL, KUBE_EVENT_WARNING, "TrafficRollingBack", "traffic phase rolling back: %s", reason);
+        phase_event(ctx, NULL, KUBE_EVENT_WARNING, "TrafficRollingBack", "traffic phase rolling back: %s",
+                    reason);
         return PHASE_ADVANCE;
 }
 
@@ -566,7 +582,8 @@ static int stage_subset(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
         if (!json_object_object_get_ex(ps->detail, "addedSubset", NULL)) {
                 /* Record whether the new subset is ours before adding it: a rollback removes only ours. */
                 _cleanup_(json_object_putp) json_object *dr = NULL;
-                if ((r = get_object(ctx, &KUBE_DESTINATIONRULES, s->namespace, s->destination_rule, &dr)) < 0)
+                if ((r = get_object(ctx, &KUBE_DESTINATIONRULES, s->namespace, s->destination_rule, &dr)) <
+                    0)
                         return r;
                 _cleanup_(json_object_putp) json_object *probe = mr_json_copy(dr);
                 if (!probe)
@@ -576,14 +593,17 @@ static int stage_subset(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
                         return mr_error_set(ctx->err, -ENOMEM, "out of memory");
                 return PHASE_ADVANCE;
         }
-        if ((r = edit_subset(ctx, s, true, s->from, NULL)) < 0 || (r = edit_subset(ctx, s, true, s->to, NULL)) < 0)
+        if ((r = edit_subset(ctx, s, true, s->from, NULL)) < 0 ||
+            (r = edit_subset(ctx, s, true, s->to, NULL)) < 0)
                 return r;
         if (r > 0)
-                phase_event(ctx, NULL, KUBE_EVENT_NORMAL, "SubsetAdded", "DestinationRule %s/%s: subset %s added",
-                            s->namespace, s->destination_rule, s->to);
+                phase_event(ctx, NULL, KUBE_EVENT_NORMAL, "SubsetAdded",
+                            "DestinationRule %s/%s: subset %s added", s->namespace, s->destination_rule,
+                            s->to);
         if ((r = set_stage(ctx, ps, "available")) < 0)
                 return r;
-        if (phase_set_message(ps, "waiting for Deployment %s/%s to be available", s->namespace, s->deployment) < 0)
+        if (phase_set_message(ps, "waiting for Deployment %s/%s to be available", s->namespace,
+                              s->deployment) < 0)
                 return mr_error_set(ctx->err, -ENOMEM, "out of memory");
         return PHASE_ADVANCE;
 }
@@ -599,7 +619,8 @@ static int stage_available(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
         if (r < 0 && r != -ENOENT)
                 return r;
         if (r == 0 && traffic_deployment_available(d, &available, &wanted)) {
-                if ((r = set_stage(ctx, ps, "shift")) < 0 || (r = rec_set_int(ps, "step", 0, ctx->err)) < 0 ||
+                if ((r = set_stage(ctx, ps, "shift")) < 0 ||
+                    (r = rec_set_int(ps, "step", 0, ctx->err)) < 0 ||
                     (r = rec_set_int(ps, "weight", 0, ctx->err)) < 0)
                         return r;
                 return PHASE_ADVANCE;
@@ -610,7 +631,8 @@ static int stage_available(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
                 snprintf(reason, sizeof(reason), "Deployment %s/%s does not exist after %s", s->namespace,
                          s->deployment, DURATION(s->timeout));
         else
-                snprintf(reason, sizeof(reason), "Deployment %s/%s: %" PRId64 "/%" PRId64 " replicas available after %s",
+                snprintf(reason, sizeof(reason),
+                         "Deployment %s/%s: %" PRId64 "/%" PRId64 " replicas available after %s",
                          s->namespace, s->deployment, available, wanted, DURATION(s->timeout));
         return begin_rollback(ctx, ps, reason);
 }
@@ -657,12 +679,14 @@ static int stage_shift(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
         if (rec_int(ps, "weight", 0) != (int64_t)w) {
                 if ((r = set_routes(ctx, s, TRAFFIC_ROUTES_SPLIT, w)) < 0)
                         return r;
-                if ((r = rec_set_int(ps, "weight", w, ctx->err)) < 0 || (r = set_stage(ctx, ps, "shift")) < 0)
+                if ((r = rec_set_int(ps, "weight", w, ctx->err)) < 0 ||
+                    (r = set_stage(ctx, ps, "shift")) < 0)
                         return r;
                 if (phase_set_message(ps, "step %zu/%zu: %u %% on %s", step + 1, s->n_steps, w, s->to) < 0)
                         return mr_error_set(ctx->err, -ENOMEM, "out of memory");
-                phase_event(ctx, NULL, KUBE_EVENT_NORMAL, "TrafficShifted", "%s/%s: %u %% to %s, %u %% to %s",
-                            s->namespace, s->virtual_service, 100 - w, s->from, w, s->to);
+                phase_event(ctx, NULL, KUBE_EVENT_NORMAL, "TrafficShifted",
+                            "%s/%s: %u %% to %s, %u %% to %s", s->namespace, s->virtual_service, 100 - w,
+                            s->from, w, s->to);
                 return PHASE_ADVANCE;
         }
         r = checkpoint(ctx, s, ps, (usec_t)rec_int(ps, "stageStart", 0), s->step_pause, &done);
@@ -705,7 +729,8 @@ static int stage_cleanup(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
         case 1: { /* keep the old subset in the record, then remove it */
                 _cleanup_(json_object_putp) json_object *dr = NULL, *old = NULL;
                 if (!json_object_object_get_ex(ps->detail, "oldSubset", NULL)) {
-                        if ((r = get_object(ctx, &KUBE_DESTINATIONRULES, s->namespace, s->destination_rule, &dr)) < 0)
+                        if ((r = get_object(ctx, &KUBE_DESTINATIONRULES, s->namespace, s->destination_rule,
+                                            &dr)) < 0)
                                 return r;
                         if (traffic_remove_subset(dr, s->from, &old) < 0)
                                 return mr_error_set(ctx->err, -ENOMEM, "out of memory");
@@ -723,7 +748,8 @@ static int stage_cleanup(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
                         if (!json_object_object_get_ex(ps->detail, "oldReplicas", NULL)) {
                                 _cleanup_(json_object_putp) json_object *d = NULL;
                                 int64_t replicas = 1;
-                                if ((r = get_object(ctx, &KUBE_DEPLOYMENTS, s->namespace, s->old_deployment, &d)) < 0)
+                                if ((r = get_object(ctx, &KUBE_DEPLOYMENTS, s->namespace, s->old_deployment,
+                                                    &d)) < 0)
                                         return r;
                                 (void)mr_json_get_int(&replicas, d, "spec", "replicas", NULL);
                                 if ((r = rec_set_int(ps, "oldReplicas", replicas, ctx->err)) < 0 ||
@@ -745,8 +771,8 @@ static int stage_cleanup(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
                 break;
         default:
                 phase_set_state(ps, PHASE_COMPLETED, ctx->now);
-                if (phase_set_message(ps, "100 %% on %s (%s); subset %s removed%s%s%s", s->to, s->deployment, s->from,
-                                      s->old_action == TRAFFIC_OLD_KEEP ? "" : "; ",
+                if (phase_set_message(ps, "100 %% on %s (%s); subset %s removed%s%s%s", s->to, s->deployment,
+                                      s->from, s->old_action == TRAFFIC_OLD_KEEP ? "" : "; ",
                                       s->old_action == TRAFFIC_OLD_KEEP ? "" : s->old_deployment,
                                       s->old_action == TRAFFIC_OLD_SCALE_DOWN ? " scaled down"
                                       : s->old_action == TRAFFIC_OLD_DELETE   ? " deleted"
@@ -765,22 +791,24 @@ static int stage_rollback(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps)
 
         switch (step) {
         case 0: /* the old Deployment back to its size */
-                if (scaled && (r = scale(ctx, s->namespace, s->old_deployment, rec_int(ps, "oldReplicas", 1))) < 0)
+                if (scaled &&
+                    (r = scale(ctx, s->namespace, s->old_deployment, rec_int(ps, "oldReplicas", 1))) < 0)
                         return r;
                 break;
         case 1: /* …and available before it gets traffic again */
                 if (scaled) {
                         _cleanup_(json_object_putp) json_object *d = NULL;
-                        if ((r = get_object(ctx, &KUBE_DEPLOYMENTS, s->namespace, s->old_deployment, &d)) < 0)
+                        if ((r = get_object(ctx, &KUBE_DEPLOYMENTS, s->namespace, s->old_deployment, &d)) <
+                            0)
                                 return r;
                         if (!traffic_deployment_available(d, NULL, NULL)) {
                                 if (!timed_out(ctx, ps, s->timeout))
                                         return PHASE_STAY;
-                                return mr_error_set(ctx->err, -ETIMEDOUT,
-                                                    "rollback: Deployment %s/%s not available after %s; traffic "
-                                                    "stays on %s",
-                                                    s->namespace, s->old_deployment, DURATION(s->timeout),
-                                                    s->to);
+                                return mr_error_set(
+                                    ctx->err, -ETIMEDOUT,
+                                    "rollback: Deployment %s/%s not available after %s; traffic "
+                                    "stays on %s",
+                                    s->namespace, s->old_deployment, DURATION(s->timeout), s->to);
                         }
                 }
                 break;
@@ -845,8 +873,9 @@ static int traffic_step(PhaseCtx *ctx, const void *spec, PhaseStatus *ps)
                 return stage_soak(ctx, s, ps);
         if (streq_ptr(stage, "cleanup"))
                 return stage_cleanup(ctx, s, ps);
-        return mr_error_set(ctx->err, -EBADMSG, "traffic phase: status.phases[].detail.stage is \"%s\", expected one "
-                                                "of subset, available, shift, soak, cleanup, rollback",
+        return mr_error_set(ctx->err, -EBADMSG,
+                            "traffic phase: status.phases[].detail.stage is \"%s\", expected one "
+                            "of subset, available, shift, soak, cleanup, rollback",
                             strna(stage));
 }
 
@@ -855,11 +884,13 @@ static int traffic_rollback(PhaseCtx *ctx, const void *spec, PhaseStatus *ps, co
         const TrafficSpec *s = spec;
 
         if (scope)
-                return mr_error_set(ctx->err, -EINVAL, "the traffic phase is rolled back as a whole, not \"%s\"", scope);
+                return mr_error_set(ctx->err, -EINVAL,
+                                    "the traffic phase is rolled back as a whole, not \"%s\"", scope);
         if (!ps->detail && !(ps->detail = json_object_new_object()))
                 return mr_error_set(ctx->err, -ENOMEM, "out of memory");
         if (mr_json_get_bool(false, ps->detail, "oldDeleted", NULL))
-                return mr_error_set(ctx->err, -EINVAL, "Deployment %s/%s was deleted: no old version to go back to",
+                return mr_error_set(ctx->err, -EINVAL,
+                                    "Deployment %s/%s was deleted: no old version to go back to",
                                     s->namespace, strna(s->old_deployment));
         if (streq_ptr(mr_json_get_str(ps->detail, "stage", NULL), "rollback"))
                 return 0;
@@ -883,19 +914,21 @@ static int traffic_describe(const void *spec, char **ret)
         size_t n = 0;
 
         for (size_t i = 0; i < s->n_steps; i++)
-                n += (size_t)snprintf(steps + MIN(n, sizeof(steps) - 1), sizeof(steps) - MIN(n, sizeof(steps) - 1),
-                                      "%s%u", i ? "→" : "", s->steps[i]);
-        if (asprintf(ret, "traffic: %s/%s from %s to %s (%s), steps %s %%, old version: %s", s->namespace, s->host,
-                     s->from, s->to, s->deployment, steps, traffic_old_action_to_string(s->old_action)) < 0)
+                n += (size_t)snprintf(steps + MIN(n, sizeof(steps) - 1),
+                                      sizeof(steps) - MIN(n, sizeof(steps) - 1), "%s%u", i ? "→" : "",
+                                      s->steps[i]);
+        if (asprintf(ret, "traffic: %s/%s from %s to %s (%s), steps %s %%, old version: %s", s->namespace,
+                     s->host, s->from, s->to, s->deployment, steps,
+                     traffic_old_action_to_string(s->old_action)) < 0)
                 return -ENOMEM;
         return 0;
 }
 
 const PhaseOps traffic_phase_ops = {
-        .kind = PHASE_TRAFFIC,
-        .parse = traffic_parse,
-        .free_spec = traffic_free_spec,
-        .step = traffic_step,
-        .rollback = traffic_rollback,
-        .describe = traffic_describe,
+    .kind = PHASE_TRAFFIC,
+    .parse = traffic_parse,
+    .free_spec = traffic_free_spec,
+    .step = traffic_step,
+    .rollback = traffic_rollback,
+    .describe = traffic_describe,
 };

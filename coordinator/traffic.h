@@ -90,7 +90,7 @@ typedef struct TrafficSpec {
         char *from, *to;     /* subset names and label values */
         char *deployment;    /* the new version's Deployment */
         unsigned steps[TRAFFIC_MAX_STEPS];
-        size_t n_steps;      /* ≥ 1; steps[n_steps - 1] == 100 */
+        size_t n_steps; /* ≥ 1; steps[n_steps - 1] == 100 */
         usec_t step_pause, soak, timeout;
         TrafficOldAction old_action;
         char *old_deployment; /* required unless old_action is keep */
@@ -125,7 +125,8 @@ typedef enum TrafficRoutes {
  * -MR_ECONFIG when no route names the host or a route to the host also
  * names another host (err says which); -ENOMEM.
  */
-int traffic_set_routes(json_object *vs, const TrafficSpec *s, TrafficRoutes mode, unsigned weight, MrError *err);
+int traffic_set_routes(json_object *vs, const TrafficSpec *s, TrafficRoutes mode, unsigned weight,
+                       MrError *err);
 
 /*
  * The weight on the subset `to` in the first route to s->host of vs

@@ -52,33 +52,35 @@ static int build_scenario(const DemoOptions *o, char **ret)
         char fail[96] = "";
 
         if (o->fail_share > 0)
-                snprintf(fail, sizeof(fail), ", podAnnotations: {sim.meshroll.io/error-rate: \"%g\"}", o->fail_share);
-        if (asprintf(ret,
-                     "name: traffic-demo\n"
-                     "nodes: [{name: \"node-{i}\", count: 3}]\n"
-                     "namespaces: [{name: shop, labels: {istio.io/dataplane-mode: ambient}}]\n"
-                     "istio:\n"
-                     "  revisions: [{name: 1-24-0, version: " DEMO_OLD_VERSION ", replicas: 1}]\n"
-                     "  tags: {default: 1-24-0}\n"
-                     "  ztunnel: {revision: 1-24-0, startupSeconds: 1}\n"
-                     "workloads:\n"
-                     "  - {name: reviews-v1, namespace: shop, replicas: 3, labels: {app: reviews, version: v1},\n"
-                     "     startupSeconds: 2, service: {name: reviews, selector: {app: reviews}, port: 9080}}\n"
-                     "  - {name: reviews-v2, namespace: shop, replicas: 3, labels: {app: reviews, version: v2},\n"
-                     "     startupSeconds: 2%s}\n"
-                     "  - {name: frontend, namespace: shop, replicas: 2, startupSeconds: 1}\n"
-                     "objects:\n"
-                     "  - apiVersion: networking.istio.io/v1\n"
-                     "    kind: DestinationRule\n"
-                     "    metadata: {name: reviews, namespace: shop}\n"
-                     "    spec: {host: reviews, subsets: [{name: v1, labels: {version: v1}}]}\n"
-                     "  - apiVersion: networking.istio.io/v1\n"
-                     "    kind: VirtualService\n"
-                     "    metadata: {name: reviews, namespace: shop}\n"
-                     "    spec:\n"
-                     "      hosts: [reviews]\n"
-                     "      http: [{route: [{destination: {host: reviews, subset: v1}}]}]\n",
-                     fail) < 0)
+                snprintf(fail, sizeof(fail), ", podAnnotations: {sim.meshroll.io/error-rate: \"%g\"}",
+                         o->fail_share);
+        if (asprintf(
+                ret,
+                "name: traffic-demo\n"
+                "nodes: [{name: \"node-{i}\", count: 3}]\n"
+                "namespaces: [{name: shop, labels: {istio.io/dataplane-mode: ambient}}]\n"
+                "istio:\n"
+                "  revisions: [{name: 1-24-0, version: " DEMO_OLD_VERSION ", replicas: 1}]\n"
+                "  tags: {default: 1-24-0}\n"
+                "  ztunnel: {revision: 1-24-0, startupSeconds: 1}\n"
+                "workloads:\n"
+                "  - {name: reviews-v1, namespace: shop, replicas: 3, labels: {app: reviews, version: v1},\n"
+                "     startupSeconds: 2, service: {name: reviews, selector: {app: reviews}, port: 9080}}\n"
+                "  - {name: reviews-v2, namespace: shop, replicas: 3, labels: {app: reviews, version: v2},\n"
+                "     startupSeconds: 2%s}\n"
+                "  - {name: frontend, namespace: shop, replicas: 2, startupSeconds: 1}\n"
+                "objects:\n"
+                "  - apiVersion: networking.istio.io/v1\n"
+                "    kind: DestinationRule\n"
+                "    metadata: {name: reviews, namespace: shop}\n"
+                "    spec: {host: reviews, subsets: [{name: v1, labels: {version: v1}}]}\n"
+                "  - apiVersion: networking.istio.io/v1\n"
+                "    kind: VirtualService\n"
+                "    metadata: {name: reviews, namespace: shop}\n"
+                "    spec:\n"
+                "      hosts: [reviews]\n"
+                "      http: [{route: [{destination: {host: reviews, subset: v1}}]}]\n",
+                fail) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -91,20 +93,24 @@ static int write_rollout(const DemoOptions *o, const char *path)
 
         mr_duration_format(o->step_pause, pause, sizeof(pause));
         if (o->prometheus &&
-            asprintf(&gates,
-                     "  prometheus: \"%s\"\n"
-                     "  traffic:\n"
-                     "    gates:\n"
-                     "      - name: v2-error-rate\n"
-                     "        query: >-\n"
-                     "          (sum(rate(istio_requests_total{reporter=\"source\",destination_workload=\"reviews-v2\","
-                     "response_code=~\"5..\"}[10s])) or vector(0))\n"
-                     "          / sum(rate(istio_requests_total{reporter=\"source\",destination_workload=\"reviews-v2\"}[10s]))\n"
-                     "        threshold: 0.001\n"
-                     "        interval: %ds\n"
-                     "        checks: 2\n"
-                     "        onError: wait\n",
-                     o->prometheus, GATE_INTERVAL_S) < 0)
+            asprintf(
+                &gates,
+                "  prometheus: \"%s\"\n"
+                "  traffic:\n"
+                "    gates:\n"
+                "      - name: v2-error-rate\n"
+                "        query: >-\n"
+                "          "
+                "(sum(rate(istio_requests_total{reporter=\"source\",destination_workload=\"reviews-v2\","
+                "response_code=~\"5..\"}[10s])) or vector(0))\n"
+                "          / "
+                "sum(rate(istio_requests_total{reporter=\"source\",destination_workload=\"reviews-v2\"}[10s]"
+                "))\n"
+                "        threshold: 0.001\n"
+                "        interval: %ds\n"
+                "        checks: 2\n"
+                "        onError: wait\n",
+                o->prometheus, GATE_INTERVAL_S) < 0)
                 return -ENOMEM;
         if (!(f = fopen(path, "we")))
                 return -errno;
@@ -164,17 +170,20 @@ static void poll_state(DemoCluster *c, DemoTrafficRun *t)
         _cleanup_(json_object_putp) json_object *ro = NULL, *vs = NULL;
         KubeStatus st;
 
-        if (kube_get(demo_cluster_client(c), "/apis/meshroll.io/v1alpha1/rollouts/" TRAFFIC_ROLLOUT, &ro, &st) >= 0) {
-                snprintf(t->phase, sizeof(t->phase), "%s", strempty(mr_json_get_str(ro, "status", "phase", NULL)));
-                snprintf(t->reason, sizeof(t->reason), "%s", strempty(mr_json_get_str(ro, "status", "reason", NULL)));
+        if (kube_get(demo_cluster_client(c), "/apis/meshroll.io/v1alpha1/rollouts/" TRAFFIC_ROLLOUT, &ro,
+                     &st) >= 0) {
+                snprintf(t->phase, sizeof(t->phase), "%s",
+                         strempty(mr_json_get_str(ro, "status", "phase", NULL)));
+                snprintf(t->reason, sizeof(t->reason), "%s",
+                         strempty(mr_json_get_str(ro, "status", "reason", NULL)));
                 snprintf(t->message, sizeof(t->message), "%s",
                          strempty(mr_json_get_str(ro, "status", "message", NULL)));
         }
-        if (kube_get(demo_cluster_client(c), "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/reviews",
-                     &vs, &st) < 0)
+        if (kube_get(demo_cluster_client(c),
+                     "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/reviews", &vs, &st) < 0)
                 return;
-        json_object *route = mr_json_get(json_object_array_get_idx(mr_json_get(vs, "spec", "http", NULL), 0), "route",
-                                         NULL);
+        json_object *route =
+            mr_json_get(json_object_array_get_idx(mr_json_get(vs, "spec", "http", NULL), 0), "route", NULL);
         size_t n = json_object_is_type(route, json_type_array) ? json_object_array_length(route) : 0;
         t->weight_v1 = t->weight_v2 = 0;
         for (size_t i = 0; i < n; i++) {
@@ -213,19 +222,20 @@ int demo_traffic_run(const DemoOptions *o, const DemoPaths *paths, usec_t deadli
         int r;
 
         *t = (DemoTrafficRun){};
-        if ((r = build_scenario(o, &scenario)) < 0 || asprintf(&file, "%s/traffic-rollout.yaml", paths->dir) < 0)
+        if ((r = build_scenario(o, &scenario)) < 0 ||
+            asprintf(&file, "%s/traffic-rollout.yaml", paths->dir) < 0)
                 return log_oom();
         DemoClusterOptions co = {
-                .scenario_data = scenario,
-                .speed = o->speed,
-                .net = (uint8_t)(2 + getpid() % 98),
-                .client_namespace = "shop",
-                .client_selector = "app=frontend",
-                .service = "shop/reviews",
-                .connections = o->connections,
-                .rate = o->rate,
-                .requests_per_connection = REQUESTS_PER_CONNECTION,
-                .deadline = deadline,
+            .scenario_data = scenario,
+            .speed = o->speed,
+            .net = (uint8_t)(2 + getpid() % 98),
+            .client_namespace = "shop",
+            .client_selector = "app=frontend",
+            .service = "shop/reviews",
+            .connections = o->connections,
+            .rate = o->rate,
+            .requests_per_connection = REQUESTS_PER_CONNECTION,
+            .deadline = deadline,
         };
         printf("== the traffic phase: shop/reviews from v1 to v2, steps %d, 50, 100 %%%s\n", FIRST_STEP,
                o->prometheus ? ", gated on Prometheus" : "");
@@ -241,16 +251,26 @@ int demo_traffic_run(const DemoOptions *o, const DemoPaths *paths, usec_t deadli
                o->connections, o->rate, REQUESTS_PER_CONNECTION,
                o->fail_share > 0 ? "; v2 answers 503 to a share of its requests" : "");
 
-        char *argv[] = { (char *)paths->meshroll, "run", "-f", file, "--server", (char *)demo_cluster_url(c),
-                         "--tick", "200ms", "--lease-namespace", "default", "--log-level",
-                         o->verbose ? "info" : "warning", NULL };
+        char *argv[] = {(char *)paths->meshroll,
+                        "run",
+                        "-f",
+                        file,
+                        "--server",
+                        (char *)demo_cluster_url(c),
+                        "--tick",
+                        "200ms",
+                        "--lease-namespace",
+                        "default",
+                        "--log-level",
+                        o->verbose ? "info" : "warning",
+                        NULL};
         demo_cluster_traffic(c, &base);
         usec_t start = mr_now_monotonic(NULL);
         if ((r = demo_spawn(&children, "meshroll run", argv, 1, 2, &pid)) < 0)
                 return log_error_errno(r, "Cannot start %s: %m", paths->meshroll);
         r = 0;
         for (;;) {
-                struct pollfd p = { .fd = demo_signals_fd(), .events = POLLIN };
+                struct pollfd p = {.fd = demo_signals_fd(), .events = POLLIN};
                 (void)poll(&p, 1, (int)(STATUS_INTERVAL / USEC_PER_MSEC));
                 if (demo_interrupted()) {
                         r = -ECANCELED;
@@ -262,10 +282,10 @@ int demo_traffic_run(const DemoOptions *o, const DemoPaths *paths, usec_t deadli
                 if (!streq(now_shown, shown)) {
                         DemoTraffic d;
                         traffic_delta(c, &base, &d);
-                        printf("  %6.1fs  weights v1 %3u %% / v2 %3u %%   requests ok %" PRIu64 ", failed %" PRIu64
-                               "\n",
-                               (double)(mr_now_monotonic(NULL) - start) / USEC_PER_SEC, t->weight_v1, t->weight_v2,
-                               d.requests_ok, d.requests_failed);
+                        printf("  %6.1fs  weights v1 %3u %% / v2 %3u %%   requests ok %" PRIu64
+                               ", failed %" PRIu64 "\n",
+                               (double)(mr_now_monotonic(NULL) - start) / USEC_PER_SEC, t->weight_v1,
+                               t->weight_v2, d.requests_ok, d.requests_failed);
                         fflush(stdout);
                         snprintf(shown, sizeof(shown), "%s", now_shown);
                 }
@@ -275,12 +295,14 @@ int demo_traffic_run(const DemoOptions *o, const DemoPaths *paths, usec_t deadli
                 if (demo_child_exited(&children, pid, &status) > 0) {
                         char why[64];
                         log_error("meshroll run %s before the rollout ended (phase %s).",
-                                  demo_status_string(status, why, sizeof(why)), t->phase[0] ? t->phase : "unknown");
+                                  demo_status_string(status, why, sizeof(why)),
+                                  t->phase[0] ? t->phase : "unknown");
                         break;
                 }
                 if (mr_now_monotonic(NULL) >= deadline) {
                         t->timed_out = true;
-                        log_error("The traffic phase did not finish in time (phase %s).", t->phase[0] ? t->phase : "unknown");
+                        log_error("The traffic phase did not finish in time (phase %s).",
+                                  t->phase[0] ? t->phase : "unknown");
                         break;
                 }
         }
@@ -293,7 +315,8 @@ int demo_traffic_run(const DemoOptions *o, const DemoPaths *paths, usec_t deadli
         t->completed = streq(t->phase, "Completed");
         t->rolled_back = streq(t->phase, "Paused") && streq(t->reason, "RolledBack");
         double total_rate = o->rate * o->connections;
-        t->failed_budget = (uint64_t)ceil(o->fail_share * FIRST_STEP / 100.0 * total_rate * (3 * GATE_INTERVAL_S + 12));
+        t->failed_budget =
+            (uint64_t)ceil(o->fail_share * FIRST_STEP / 100.0 * total_rate * (3 * GATE_INTERVAL_S + 12));
         return r;
 }
 
@@ -314,8 +337,9 @@ void demo_traffic_report(FILE *f, const DemoOptions *o, const DemoTrafficRun *t)
         fprintf(f, "Weights at the end: v1 %u %%, v2 %u %%; %.1f s\n", t->weight_v1, t->weight_v2,
                 (double)t->wall / USEC_PER_SEC);
         fprintf(f,
-                "Requests: %" PRIu64 " sent, %" PRIu64 " ok, %" PRIu64 " failed (%" PRIu64 " answered 503), %" PRIu64
-                " retried; connections: %" PRIu64 " opened, %" PRIu64 " closed, %" PRIu64 " reset\n",
+                "Requests: %" PRIu64 " sent, %" PRIu64 " ok, %" PRIu64 " failed (%" PRIu64
+                " answered 503), %" PRIu64 " retried; connections: %" PRIu64 " opened, %" PRIu64
+                " closed, %" PRIu64 " reset\n",
                 d->requests_sent, d->requests_ok, d->requests_failed, d->requests_error, d->requests_retried,
                 d->connections_opened, d->connections_closed, d->connections_reset);
         if (o->fail_share > 0 && o->prometheus)
@@ -349,7 +373,8 @@ int demo_traffic_report_json(const char *path, const DemoOptions *o, const DemoT
         json_object_object_add(root, "requestsOk", json_object_new_int64((int64_t)d->requests_ok));
         json_object_object_add(root, "requestsFailed", json_object_new_int64((int64_t)d->requests_failed));
         json_object_object_add(root, "requests503", json_object_new_int64((int64_t)d->requests_error));
-        json_object_object_add(root, "connectionsReset", json_object_new_int64((int64_t)d->connections_reset));
+        json_object_object_add(root, "connectionsReset",
+                               json_object_new_int64((int64_t)d->connections_reset));
         json_object_object_add(root, "failedBudget", json_object_new_int64((int64_t)t->failed_budget));
         json_object_object_add(root, "ok", json_object_new_boolean(demo_traffic_ok(o, t)));
         if (asprintf(&tmp, "%s.tmp", path) < 0)
@@ -357,7 +382,9 @@ int demo_traffic_report_json(const char *path, const DemoOptions *o, const DemoT
         FILE *f = fopen(tmp, "we");
         if (!f)
                 return -errno;
-        fprintf(f, "%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        fprintf(
+            f, "%s\n",
+            json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         if (fclose(f) != 0 || rename(tmp, path) < 0) {
                 int r = -errno;
                 (void)unlink(tmp);

@@ -44,7 +44,8 @@
 
 /* --- routing ---------------------------------------------------------------------------------- */
 
-/* "reviews", "reviews.shop", "reviews.shop.svc", "reviews.shop.svc.cluster.local" name Service shop/reviews. */
+/* "reviews", "reviews.shop", "reviews.shop.svc", "reviews.shop.svc.cluster.local" name Service shop/reviews.
+ */
 static bool host_is_service(const char *host, const char *ns, const char *name)
 {
         const char *rest = host ? startswith(host, name) : NULL;
@@ -74,27 +75,31 @@ typedef struct RouteRead {
 
 static bool route_names(json_object *route, const char *ns, const char *name)
 {
-        for (size_t j = 0; json_object_is_type(route, json_type_array) && j < json_object_array_length(route); j++)
-                if (host_is_service(mr_json_get_str(json_object_array_get_idx(route, j), "destination", "host", NULL),
-                                    ns, name))
+        for (size_t j = 0;
+             json_object_is_type(route, json_type_array) && j < json_object_array_length(route); j++)
+                if (host_is_service(
+                        mr_json_get_str(json_object_array_get_idx(route, j), "destination", "host", NULL),
+                        ns, name))
                         return true;
         return false;
 }
 
 static int read_vs(json_object *vs, void *userdata)
 {
-        static const char *const kinds[] = { "http", "tcp" };
+        static const char *const kinds[] = {"http", "tcp"};
         RouteRead *rr = userdata;
         for (size_t k = 0; k < ELEMENTSOF(kinds); k++) {
                 json_object *rules = mr_json_get(vs, "spec", kinds[k], NULL);
-                for (size_t i = 0; json_object_is_type(rules, json_type_array) && i < json_object_array_length(rules);
+                for (size_t i = 0;
+                     json_object_is_type(rules, json_type_array) && i < json_object_array_length(rules);
                      i++) {
                         json_object *rule = json_object_array_get_idx(rules, i);
                         json_object *route = mr_json_get(rule, "route", NULL);
                         bool match = mr_json_get(rule, "match", NULL) != NULL;
                         if (!route_names(route, rr->ns, rr->name))
                                 continue;
-                        /* The first rule naming the host; a rule without match conditions wins over one with. */
+                        /* The first rule naming the host; a rule without match conditions wins over one
+                         * with. */
                         if (rr->route && (match || !rr->has_match))
                                 continue;
                         json_object_put(rr->route);
@@ -117,7 +122,8 @@ static int read_dr(json_object *dr, void *userdata)
                 DpSubset *s = &rr->out->subsets[i];
                 if (!s->undefined)
                         continue;
-                for (size_t j = 0; json_object_is_type(subsets, json_type_array) && j < json_object_array_length(subsets);
+                for (size_t j = 0;
+                     json_object_is_type(subsets, json_type_array) && j < json_object_array_length(subsets);
                      j++) {
                         json_object *e = json_object_array_get_idx(subsets, j);
                         if (!streq_ptr(mr_json_get_str(e, "name", NULL), s->name))
@@ -134,13 +140,14 @@ static int read_dr(json_object *dr, void *userdata)
 
 int dp_routing_read(SimStore *store, const char *ns, const char *name, DpRouting *ret)
 {
-        RouteRead rr = { .ns = ns, .name = name, .out = ret };
+        RouteRead rr = {.ns = ns, .name = name, .out = ret};
         int r;
 
         *ret = (DpRouting){};
         if ((r = sim_store_foreach(store, &SIM_VIRTUALSERVICES, ns, read_vs, &rr)) < 0)
                 goto out;
-        for (size_t j = 0; rr.route && j < json_object_array_length(rr.route) && ret->n < DP_MAX_SUBSETS; j++) {
+        for (size_t j = 0; rr.route && j < json_object_array_length(rr.route) && ret->n < DP_MAX_SUBSETS;
+             j++) {
                 json_object *d = json_object_array_get_idx(rr.route, j);
                 if (!host_is_service(mr_json_get_str(d, "destination", "host", NULL), ns, name))
                         continue; /* another Service: not modelled, its share is simply not ours */
@@ -207,8 +214,8 @@ void dp_pod_workload(json_object *pod, char *workload, size_t size)
 void dp_pod_version(json_object *labels, char *version, size_t size)
 {
         /* Istio's canonical revision: the first of these labels, else "latest". */
-        static const char *const keys[] = { "service.istio.io/canonical-revision", "app.kubernetes.io/version",
-                                            "version" };
+        static const char *const keys[] = {"service.istio.io/canonical-revision",
+                                           "app.kubernetes.io/version", "version"};
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
                 const char *v = mr_json_get_str(labels, keys[i], NULL);
                 if (!isempty(v)) {
@@ -222,20 +229,20 @@ void dp_pod_version(json_object *labels, char *version, size_t size)
 /* --- metrics ---------------------------------------------------------------------------------- */
 
 /* Istio's default buckets for istio_request_duration_milliseconds. */
-static const double duration_buckets[] = { 0.5,   1,     5,     10,     25,     50,      100,     250,    500,
-                                           1000,  2500,  5000,  10000,  30000,  60000,   300000,  600000, 1800000,
-                                           3600000 };
+static const double duration_buckets[] = {0.5,   1,      5,      10,      25,     50,    100,
+                                          250,   500,    1000,   2500,    5000,   10000, 30000,
+                                          60000, 300000, 600000, 1800000, 3600000};
 
 static const char *const request_labels[] = {
-        "reporter",
-        "source_workload",
-        "source_workload_namespace",
-        "destination_service",
-        "destination_workload",
-        "destination_workload_namespace",
-        "destination_version",
-        "response_code",
-        NULL,
+    "reporter",
+    "source_workload",
+    "source_workload_namespace",
+    "destination_service",
+    "destination_workload",
+    "destination_workload_namespace",
+    "destination_version",
+    "response_code",
+    NULL,
 };
 
 int dp_metrics_init(DpMetrics *m)
@@ -249,8 +256,8 @@ int dp_metrics_init(DpMetrics *m)
                                      "Requests through this node's proxy, by destination and response code.",
                                      request_labels, NULL, 0, &m->requests)) < 0 ||
             (r = mr_metrics_register(m->registry, MR_METRIC_HISTOGRAM, "istio_request_duration_milliseconds",
-                                     "Request duration through this node's proxy.", request_labels, duration_buckets,
-                                     ELEMENTSOF(duration_buckets), &m->duration)) < 0) {
+                                     "Request duration through this node's proxy.", request_labels,
+                                     duration_buckets, ELEMENTSOF(duration_buckets), &m->duration)) < 0) {
                 dp_metrics_done(m);
                 return r;
         }
@@ -266,14 +273,14 @@ void dp_metrics_done(DpMetrics *m)
 void dp_metrics_request(DpMetrics *m, const DpRequestLabels *l, const char *code, double ms)
 {
         const char *values[] = {
-                l->reporter,
-                strempty(l->source_workload),
-                strempty(l->source_workload_namespace),
-                strempty(l->destination_service),
-                strempty(l->destination_workload),
-                strempty(l->destination_workload_namespace),
-                strempty(l->destination_version),
-                code,
+            l->reporter,
+            strempty(l->source_workload),
+            strempty(l->source_workload_namespace),
+            strempty(l->destination_service),
+            strempty(l->destination_workload),
+            strempty(l->destination_workload_namespace),
+            strempty(l->destination_version),
+            code,
         };
         if (!m->registry)
                 return;
@@ -345,9 +352,10 @@ static int conn_answer(MetricsConn *c)
         else
                 size = strlen(body);
         char head[256];
-        int hl = snprintf(head, sizeof(head),
-                          "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                          status, reason, type, size);
+        int hl = snprintf(
+            head, sizeof(head),
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", status,
+            reason, type, size);
         if (hl < 0 || !(c->out = malloc((size_t)hl + size)))
                 return -ENOMEM;
         memcpy(c->out, head, (size_t)hl);
@@ -409,7 +417,7 @@ static void accept_event(SimDpHandler *h, uint32_t events)
                         close(fd);
                         continue;
                 }
-                *c = (MetricsConn){ .h.fn = conn_event, .server = s, .fd = fd };
+                *c = (MetricsConn){.h.fn = conn_event, .server = s, .fd = fd};
                 if (sim_dataplane_watch(s->dp, fd, EPOLLIN, &c->h) < 0) {
                         close(fd);
                         free(c);
@@ -425,13 +433,13 @@ static void accept_event(SimDpHandler *h, uint32_t events)
 int dp_metrics_server_start(SimDataplane *dp, struct in_addr addr, uint16_t port, DpMetrics *m,
                             DpMetricsServer **ret)
 {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr = addr, .sin_port = htons(port) };
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = addr, .sin_port = htons(port)};
         int one = 1, r;
 
         DpMetricsServer *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
-        *s = (DpMetricsServer){ .dp = dp, .metrics = m, .lh.fn = accept_event };
+        *s = (DpMetricsServer){.dp = dp, .metrics = m, .lh.fn = accept_event};
         s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (s->lfd < 0 || setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
             bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s->lfd, 64) < 0) {

@@ -24,11 +24,11 @@
 #define DP_MAX_SUBSETS 8
 
 typedef struct DpSubset {
-        char name[64];      /* "" for a destination without a subset (every endpoint) */
+        char name[64];       /* "" for a destination without a subset (every endpoint) */
         json_object *labels; /* owned: the DestinationRule subset's labels; NULL: every endpoint */
-        bool undefined;     /* named by the route but in no DestinationRule: no endpoint (Istio: 503 NR) */
+        bool undefined;      /* named by the route but in no DestinationRule: no endpoint (Istio: 503 NR) */
         unsigned weight;
-        int64_t current;    /* smooth weighted round-robin state */
+        int64_t current; /* smooth weighted round-robin state */
 } DpSubset;
 
 /* The route of one Service: empty (n == 0) when no VirtualService routes it: every endpoint. */
@@ -68,7 +68,7 @@ typedef struct DpMetrics {
 
 /* The labels of one request (strings borrowed). */
 typedef struct DpRequestLabels {
-        const char *reporter;            /* "source" (outbound proxy) or "destination" (inbound) */
+        const char *reporter; /* "source" (outbound proxy) or "destination" (inbound) */
         const char *source_workload, *source_workload_namespace;
         const char *destination_service; /* "reviews.shop.svc.cluster.local" */
         const char *destination_workload, *destination_workload_namespace, *destination_version;

@@ -77,7 +77,7 @@ static void *fake_thread(void *arg)
         return NULL;
 }
 
-static const char *const GATES[MAX_GATES] = { "error-rate", "latency", "other", "unused" };
+static const char *const GATES[MAX_GATES] = {"error-rate", "latency", "other", "unused"};
 
 static int fake_start(void **state)
 {
@@ -187,9 +187,9 @@ typedef struct Run {
 
 static void run_init(Run *run)
 {
-        *run = (Run){ .ps = { .kind = PHASE_TRAFFIC, .state = PHASE_PROGRESSING } };
+        *run = (Run){.ps = {.kind = PHASE_TRAFFIC, .state = PHASE_PROGRESSING}};
         run->ps.detail = json_object_new_object();
-        run->ctx = (PhaseCtx){ .rollout = "r1", .now = T0, .err = &run->err };
+        run->ctx = (PhaseCtx){.rollout = "r1", .now = T0, .err = &run->err};
 }
 
 static void run_done(Run *run)
@@ -205,15 +205,16 @@ static int check(Run *run, const MetricGateSet *s, usec_t now, usec_t since)
         return phase_gates_check(&run->ctx, s, &run->ps, since, &changed);
 }
 
-#define ONE_GATE(extra)                                                                                        \
-        "- {name: error-rate, prometheus: \"PROM/error-rate\", query: 'sum(rate(istio_requests_total[1m]))', "   \
+#define ONE_GATE(extra)                                                                                     \
+        "- {name: error-rate, prometheus: \"PROM/error-rate\", query: "                                     \
+        "'sum(rate(istio_requests_total[1m]))', "                                                           \
         "threshold: 0.001, interval: 10s, checks: 3" extra "}\n"
 
 /* ---- tests ---------------------------------------------------------------------------------- */
 
 static void test_no_gates(void **state)
 {
-        MetricGateSet empty = { 0 };
+        MetricGateSet empty = {0};
         bool changed = false;
         Run run;
 
@@ -254,7 +255,8 @@ static void test_consecutive_passes(void **state)
 
         /* a new checkpoint starts the count again */
         assert_int_equal(check(&run, s, T0 + 50 * SEC, T0 + 50 * SEC), 0);
-        assert_int_equal(mr_json_get_int(&passes, run.ps.detail, "gates", "error-rate", "passes", NULL), -ENOENT);
+        assert_int_equal(mr_json_get_int(&passes, run.ps.detail, "gates", "error-rate", "passes", NULL),
+                         -ENOENT);
         run_done(&run);
 }
 
@@ -268,8 +270,9 @@ static void test_breach_fails(void **state)
         assert_int_equal(check(&run, s, T0 + 10 * SEC, T0), 0);
         set_value("error-rate", "0.02");
         assert_int_equal(check(&run, s, T0 + 20 * SEC, T0), -MR_EGATE);
-        assert_string_equal(run.err.message,
-                            "gate error-rate failed: 0.02 is not <= 0.001 (sum(rate(istio_requests_total[1m])))");
+        assert_string_equal(
+            run.err.message,
+            "gate error-rate failed: 0.02 is not <= 0.001 (sum(rate(istio_requests_total[1m])))");
         run_done(&run);
 }
 
@@ -279,15 +282,16 @@ static void test_comparisons(void **state)
                 const char *cmp, *value;
                 int result;
         } cases[] = {
-                { "<", "0.001", -MR_EGATE }, { "<", "0.0009", 1 }, { "<=", "0.001", 1 },
-                { ">", "0.001", -MR_EGATE }, { ">", "0.5", 1 },    { ">=", "0.001", 1 },
-                { ">=", "-1", -MR_EGATE },
+            {"<", "0.001", -MR_EGATE}, {"<", "0.0009", 1}, {"<=", "0.001", 1},
+            {">", "0.001", -MR_EGATE}, {">", "0.5", 1},    {">=", "0.001", 1},
+            {">=", "-1", -MR_EGATE},
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 char yaml[512];
                 Run run;
                 snprintf(yaml, sizeof(yaml),
-                         "- {name: error-rate, prometheus: \"PROM/error-rate\", query: q, threshold: 0.001, checks: 1, "
+                         "- {name: error-rate, prometheus: \"PROM/error-rate\", query: q, threshold: 0.001, "
+                         "checks: 1, "
                          "comparison: \"%s\"}\n",
                          cases[i].cmp);
                 _cleanup_(metric_gate_set_freep) MetricGateSet *s = gates(yaml);
@@ -308,19 +312,21 @@ static void test_on_error(void **state)
                 const char *body;
                 const char *message; /* of the failure, with onError: fail */
         } answers[] = {
-                { 200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[]}}",
-                  "gate error-rate failed closed: no data: the query returned 0 series, expected one" },
-                { 200,
-                  "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"value\":[1,\"1\"]},"
-                  "{\"value\":[1,\"2\"]}]}}",
-                  "gate error-rate failed closed: no data: the query returned 2 series, expected one" },
-                { 200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"value\":[1,\"NaN\"]}]}}",
-                  "gate error-rate failed closed: no data: the sample is NaN" },
-                { 200, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[]}}",
-                  "gate error-rate failed closed: no data: result type \"matrix\", expected vector or scalar" },
-                { 400, "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"parse error at char 5\"}",
-                  "gate error-rate failed closed: query failed: the server responded with HTTP 400" },
-                { 503, "Service Unavailable", "gate error-rate failed closed: query failed" },
+            {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[]}}",
+             "gate error-rate failed closed: no data: the query returned 0 series, expected one"},
+            {200,
+             "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"value\":[1,\"1\"]},"
+             "{\"value\":[1,\"2\"]}]}}",
+             "gate error-rate failed closed: no data: the query returned 2 series, expected one"},
+            {200,
+             "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[{\"value\":[1,\"NaN\"]"
+             "}]}}",
+             "gate error-rate failed closed: no data: the sample is NaN"},
+            {200, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[]}}",
+             "gate error-rate failed closed: no data: result type \"matrix\", expected vector or scalar"},
+            {400, "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"parse error at char 5\"}",
+             "gate error-rate failed closed: query failed: the server responded with HTTP 400"},
+            {503, "Service Unavailable", "gate error-rate failed closed: query failed"},
         };
         for (size_t i = 0; i < ELEMENTSOF(answers); i++) {
                 _cleanup_(metric_gate_set_freep) MetricGateSet *fail = gates(ONE_GATE(""));
@@ -332,7 +338,8 @@ static void test_on_error(void **state)
                 run_init(&run);
                 assert_int_equal(check(&run, fail, T0 + 10 * SEC, T0), -MR_EGATE);
                 if (!strstr(run.err.message, answers[i].message))
-                        fail_msg("case %zu: \"%s\" does not contain \"%s\"", i, run.err.message, answers[i].message);
+                        fail_msg("case %zu: \"%s\" does not contain \"%s\"", i, run.err.message,
+                                 answers[i].message);
                 /* the record says why */
                 assert_non_null(mr_json_get_str(run.ps.detail, "gates", "error-rate", "error", NULL));
                 run_done(&run);
@@ -364,7 +371,8 @@ static void test_scalar_and_unreachable(void **state)
         Run run;
 
         run_init(&run);
-        set_answer("error-rate", 200, "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[1,\"0\"]}}");
+        set_answer("error-rate", 200,
+                   "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[1,\"0\"]}}");
         for (unsigned k = 1; k < 3; k++)
                 assert_int_equal(check(&run, s, T0 + k * 10 * SEC, T0), 0);
         assert_int_equal(check(&run, s, T0 + 30 * SEC, T0), 1);
@@ -374,7 +382,8 @@ static void test_scalar_and_unreachable(void **state)
         _cleanup_(json_object_putp) json_object *doc = NULL;
         MetricGateSet *down = NULL;
         MrError err = {};
-        const char *yaml = "- {name: down, prometheus: \"http://127.0.0.1:1/\", query: up, threshold: 1, checks: 1}\n";
+        const char *yaml =
+            "- {name: down, prometheus: \"http://127.0.0.1:1/\", query: up, threshold: 1, checks: 1}\n";
         assert_int_equal(mr_yaml_parse(yaml, strlen(yaml), &doc, &err), 0);
         assert_int_equal(metric_gates_from_json(doc, "g", NULL, &down, &err), 0);
         run_init(&run);
@@ -387,9 +396,10 @@ static void test_scalar_and_unreachable(void **state)
 static void test_relative_baseline(void **state)
 {
         _cleanup_(metric_gate_set_freep) MetricGateSet *s = gates(
-                "- {name: latency, prometheus: \"PROM/latency\", query: p99, baseline: 1.2, comparison: \"<=\", "
-                "interval: 5s, checks: 2}\n"
-                "- {name: error-rate, prometheus: \"PROM/error-rate\", query: e, threshold: 0.001, interval: 5s, checks: 2}\n");
+            "- {name: latency, prometheus: \"PROM/latency\", query: p99, baseline: 1.2, comparison: \"<=\", "
+            "interval: 5s, checks: 2}\n"
+            "- {name: error-rate, prometheus: \"PROM/error-rate\", query: e, threshold: 0.001, interval: "
+            "5s, checks: 2}\n");
         bool changed = false;
         Run run;
 
@@ -412,7 +422,8 @@ static void test_relative_baseline(void **state)
 
         set_value("latency", "115");
         assert_int_equal(check(&run, s, T0 + 5 * SEC, T0), 0);
-        assert_true(json_object_get_double(mr_json_get(run.ps.detail, "gates", "latency", "threshold", NULL)) == 120);
+        assert_true(json_object_get_double(
+                        mr_json_get(run.ps.detail, "gates", "latency", "threshold", NULL)) == 120);
         set_value("latency", "130");
         assert_int_equal(check(&run, s, T0 + 10 * SEC, T0), -MR_EGATE);
         assert_string_equal(run.err.message, "gate latency failed: 130 is not <= 120 (p99)");
@@ -420,24 +431,27 @@ static void test_relative_baseline(void **state)
 
         /* no baseline can be measured: fail closed, or wait */
         run_init(&run);
-        set_answer("latency", 200, "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[]}}");
+        set_answer("latency", 200,
+                   "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[]}}");
         changed = false;
         assert_int_equal(phase_gates_baseline(&run.ctx, s, &run.ps, &changed), -MR_EGATE);
-        assert_string_equal(run.err.message,
-                            "gate latency: cannot measure its baseline: no data: the query returned 0 series, expected one");
+        assert_string_equal(
+            run.err.message,
+            "gate latency: cannot measure its baseline: no data: the query returned 0 series, expected one");
         /* a check without a baseline fails closed too */
         assert_int_equal(check(&run, s, T0 + 5 * SEC, T0), -MR_EGATE);
         assert_non_null(strstr(run.err.message, "no baseline was measured before the phase"));
         run_done(&run);
 
         _cleanup_(metric_gate_set_freep) MetricGateSet *w = gates(
-                "- {name: latency, prometheus: \"PROM/latency\", query: p99, baseline: 1.5, onError: wait}\n");
+            "- {name: latency, prometheus: \"PROM/latency\", query: p99, baseline: 1.5, onError: wait}\n");
         run_init(&run);
         changed = false;
         assert_int_equal(phase_gates_baseline(&run.ctx, w, &run.ps, &changed), 0);
         set_value("latency", "40");
         assert_int_equal(phase_gates_baseline(&run.ctx, w, &run.ps, &changed), 1);
-        assert_true(json_object_get_double(mr_json_get(run.ps.detail, "gateBaselines", "latency", NULL)) == 40);
+        assert_true(json_object_get_double(mr_json_get(run.ps.detail, "gateBaselines", "latency", NULL)) ==
+                    40);
         run_done(&run);
 }
 
@@ -454,7 +468,7 @@ static void test_record_survives_restart(void **state)
         assert_int_equal(check(&run, s, T0 + 20 * SEC, T0), 0);
 
         /* through the Rollout's status JSON, as the engine writes and reads it */
-        RolloutStatus st = { .phases = &run.ps, .n_phases = 1 };
+        RolloutStatus st = {.phases = &run.ps, .n_phases = 1};
         _cleanup_(json_object_putp) json_object *o = NULL;
         _cleanup_(rollout_status_freep) RolloutStatus *back = NULL;
         MrError err = {};
@@ -478,14 +492,10 @@ static void test_record_survives_restart(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_no_gates),
-                cmocka_unit_test(test_consecutive_passes),
-                cmocka_unit_test(test_breach_fails),
-                cmocka_unit_test(test_comparisons),
-                cmocka_unit_test(test_on_error),
-                cmocka_unit_test(test_scalar_and_unreachable),
-                cmocka_unit_test(test_relative_baseline),
-                cmocka_unit_test(test_record_survives_restart),
+            cmocka_unit_test(test_no_gates),          cmocka_unit_test(test_consecutive_passes),
+            cmocka_unit_test(test_breach_fails),      cmocka_unit_test(test_comparisons),
+            cmocka_unit_test(test_on_error),          cmocka_unit_test(test_scalar_and_unreachable),
+            cmocka_unit_test(test_relative_baseline), cmocka_unit_test(test_record_survives_restart),
         };
         return cmocka_run_group_tests(tests, fake_start, fake_stop);
 }

@@ -30,8 +30,8 @@
 
 static void test_weighted_pick(void **state)
 {
-        DpRouting r = { .n = 3 };
-        unsigned got[3] = { 0 };
+        DpRouting r = {.n = 3};
+        unsigned got[3] = {0};
 
         snprintf(r.subsets[0].name, sizeof(r.subsets[0].name), "v1");
         snprintf(r.subsets[1].name, sizeof(r.subsets[1].name), "v2");
@@ -61,8 +61,10 @@ static void test_pod_names(void **state)
 {
         char w[64], v[32];
         json_object *pod = NULL;
-        const char *text = "{\"metadata\":{\"name\":\"reviews-v2-5d8f7c-abcde\",\"labels\":{\"version\":\"v2\"},"
-                           "\"ownerReferences\":[{\"kind\":\"ReplicaSet\",\"name\":\"reviews-v2-5d8f7c\",\"controller\":true}]}}";
+        const char *text =
+            "{\"metadata\":{\"name\":\"reviews-v2-5d8f7c-abcde\",\"labels\":{\"version\":\"v2\"},"
+            "\"ownerReferences\":[{\"kind\":\"ReplicaSet\",\"name\":\"reviews-v2-5d8f7c\",\"controller\":"
+            "true}]}}";
         assert_int_equal(mr_json_parse(text, strlen(text), 1 << 16, &pod), 0);
         dp_pod_workload(pod, w, sizeof(w));
         assert_string_equal(w, "reviews-v2");
@@ -76,42 +78,46 @@ static void test_pod_names(void **state)
 /* ---- on real sockets ---------------------------------------------------------------------------- */
 
 static const char scenario[] =
-        "name: mesh\n"
-        "nodes: [{name: \"node-{i}\", count: 2}]\n"
-        "namespaces: [{name: shop, labels: {istio.io/dataplane-mode: ambient}}]\n"
-        "istio:\n"
-        "  revisions: [{name: 1-24-0, version: 1.24.0, replicas: 1}]\n"
-        "  tags: {default: 1-24-0}\n"
-        "  ztunnel: {revision: 1-24-0, startupSeconds: 1}\n"
-        "workloads:\n"
-        "  - {name: reviews-v1, namespace: shop, replicas: 2, labels: {app: reviews, version: v1}, startupSeconds: 1,\n"
-        "     service: {name: reviews, selector: {app: reviews}, port: 9080, targetPort: 9080}}\n"
-        "  - {name: reviews-v2, namespace: shop, replicas: 2, labels: {app: reviews, version: v2}, startupSeconds: 1,\n"
-        "     podAnnotations: {sim.meshroll.io/error-rate: \"0.25\"}}\n"
-        "  - {name: frontend, namespace: shop, replicas: 2, startupSeconds: 1}\n"
-        "objects:\n"
-        "  - apiVersion: networking.istio.io/v1\n"
-        "    kind: DestinationRule\n"
-        "    metadata: {name: reviews, namespace: shop}\n"
-        "    spec: {host: reviews, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n"
-        "  - apiVersion: networking.istio.io/v1\n"
-        "    kind: VirtualService\n"
-        "    metadata: {name: reviews, namespace: shop}\n"
-        "    spec:\n"
-        "      hosts: [reviews]\n"
-        "      http: [{route: [{destination: {host: reviews, subset: v1}, weight: 100},\n"
-        "                      {destination: {host: reviews.shop.svc.cluster.local, subset: v2}, weight: 0}]}]\n";
+    "name: mesh\n"
+    "nodes: [{name: \"node-{i}\", count: 2}]\n"
+    "namespaces: [{name: shop, labels: {istio.io/dataplane-mode: ambient}}]\n"
+    "istio:\n"
+    "  revisions: [{name: 1-24-0, version: 1.24.0, replicas: 1}]\n"
+    "  tags: {default: 1-24-0}\n"
+    "  ztunnel: {revision: 1-24-0, startupSeconds: 1}\n"
+    "workloads:\n"
+    "  - {name: reviews-v1, namespace: shop, replicas: 2, labels: {app: reviews, version: v1}, "
+    "startupSeconds: 1,\n"
+    "     service: {name: reviews, selector: {app: reviews}, port: 9080, targetPort: 9080}}\n"
+    "  - {name: reviews-v2, namespace: shop, replicas: 2, labels: {app: reviews, version: v2}, "
+    "startupSeconds: 1,\n"
+    "     podAnnotations: {sim.meshroll.io/error-rate: \"0.25\"}}\n"
+    "  - {name: frontend, namespace: shop, replicas: 2, startupSeconds: 1}\n"
+    "objects:\n"
+    "  - apiVersion: networking.istio.io/v1\n"
+    "    kind: DestinationRule\n"
+    "    metadata: {name: reviews, namespace: shop}\n"
+    "    spec: {host: reviews, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: "
+    "v2}}]}\n"
+    "  - apiVersion: networking.istio.io/v1\n"
+    "    kind: VirtualService\n"
+    "    metadata: {name: reviews, namespace: shop}\n"
+    "    spec:\n"
+    "      hosts: [reviews]\n"
+    "      http: [{route: [{destination: {host: reviews, subset: v1}, weight: 100},\n"
+    "                      {destination: {host: reviews.shop.svc.cluster.local, subset: v2}, weight: "
+    "0}]}]\n";
 
 static void pause_ms(unsigned ms)
 {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
 }
 
 /* GET /metrics from addr:15020 (whole answer, owned). */
 static char *scrape(const char *addr, uint16_t port)
 {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
         const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\n\r\n";
         size_t cap = 1 << 20, len = 0;
         char *buf = malloc(cap + 1);
@@ -160,12 +166,13 @@ static void set_weights(Sim *sim, unsigned v1, unsigned v2)
         SimStore *st = sim_get_store(sim);
         char text[512];
         json_object *vs = NULL;
-        snprintf(text, sizeof(text),
-                 "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\",\"metadata\":{\"name\":"
-                 "\"reviews\",\"namespace\":\"shop\"},\"spec\":{\"hosts\":[\"reviews\"],\"http\":[{\"route\":["
-                 "{\"destination\":{\"host\":\"reviews\",\"subset\":\"v1\"},\"weight\":%u},"
-                 "{\"destination\":{\"host\":\"reviews\",\"subset\":\"v2\"},\"weight\":%u}]}]}}",
-                 v1, v2);
+        snprintf(
+            text, sizeof(text),
+            "{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"VirtualService\",\"metadata\":{\"name\":"
+            "\"reviews\",\"namespace\":\"shop\"},\"spec\":{\"hosts\":[\"reviews\"],\"http\":[{\"route\":["
+            "{\"destination\":{\"host\":\"reviews\",\"subset\":\"v1\"},\"weight\":%u},"
+            "{\"destination\":{\"host\":\"reviews\",\"subset\":\"v2\"},\"weight\":%u}]}]}}",
+            v1, v2);
         assert_int_equal(mr_json_parse(text, strlen(text), 1 << 16, &vs), 0);
         sim_store_lock(st);
         json_object *cur = sim_store_get(st, &SIM_VIRTUALSERVICES, "shop", "reviews");
@@ -180,18 +187,24 @@ static void set_weights(Sim *sim, unsigned v1, unsigned v2)
 static void test_weights_errors_metrics(void **state)
 {
         uint8_t net = (uint8_t)(150 + getpid() % 50);
-        SimDataplaneOptions dpo = { .net = net };
-        SimOptions so = { .scenario_data = scenario, .scenario_size = strlen(scenario), .speed = 10,
-                          .dataplane = true, .dataplane_options = &dpo };
-        SimLoadgenOptions lo = { .client_namespace = "shop", .client_selector = "app=frontend",
-                                 .service = "shop/reviews", .connections_per_pod = 4, .rate = 50,
-                                 .requests_per_connection = 4 };
+        SimDataplaneOptions dpo = {.net = net};
+        SimOptions so = {.scenario_data = scenario,
+                         .scenario_size = strlen(scenario),
+                         .speed = 10,
+                         .dataplane = true,
+                         .dataplane_options = &dpo};
+        SimLoadgenOptions lo = {.client_namespace = "shop",
+                                .client_selector = "app=frontend",
+                                .service = "shop/reviews",
+                                .connections_per_pod = 4,
+                                .rate = 50,
+                                .requests_per_connection = 4};
         SimLoadgen *lg = NULL;
         SimLoadgenCounters c;
         Sim *sim = NULL;
         MrError err = {};
         char a0[32], a1[32];
-        const char *addrs[2] = { a0, a1 };
+        const char *addrs[2] = {a0, a1};
 
         if (sim_start(&so, &sim, &err) < 0)
                 fail_msg("sim_start: %s", err.message);
@@ -212,7 +225,8 @@ static void test_weights_errors_metrics(void **state)
         assert_true(c.requests_ok >= 300);
         assert_int_equal(c.requests_error, 0);
         assert_true(requests(addrs, "destination_workload=\"reviews-v1\"", "reporter=\"source\"") >= 300);
-        assert_true(requests(addrs, "destination_workload=\"reviews-v1\"", "source_workload=\"frontend\"") >= 300);
+        assert_true(requests(addrs, "destination_workload=\"reviews-v1\"", "source_workload=\"frontend\"") >=
+                    300);
         assert_int_equal(requests(addrs, "destination_workload=\"reviews-v2\"", NULL), 0);
 
         /* half to v2, which fails a quarter of its requests */
@@ -255,9 +269,9 @@ static void test_weights_errors_metrics(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_weighted_pick),
-                cmocka_unit_test(test_pod_names),
-                cmocka_unit_test(test_weights_errors_metrics),
+            cmocka_unit_test(test_weighted_pick),
+            cmocka_unit_test(test_pod_names),
+            cmocka_unit_test(test_weights_errors_metrics),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
