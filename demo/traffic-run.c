@@ -268,6 +268,8 @@ int demo_traffic_run(const DemoOptions *o, const DemoPaths *paths, usec_t deadli
         usec_t start = mr_now_monotonic(NULL);
         if ((r = demo_spawn(&children, "meshroll run", argv, 1, 2, &pid)) < 0)
                 return log_error_errno(r, "Cannot start %s: %m", paths->meshroll);
+        printf("%s run -f %s --server %s --tick 200ms\n", paths->meshroll, file, demo_cluster_url(c));
+        fflush(stdout);
         r = 0;
         for (;;) {
                 struct pollfd p = {.fd = demo_signals_fd(), .events = POLLIN};

@@ -11,12 +11,16 @@
 #   2. --fail-share without gates: nothing stops the switch (the metric
 #      gates are what would), so the phase completes and the 503s show up in
 #      the failed requests — the counterpart of test-traffic-prometheus.sh;
-#   3. bad flags exit 2 with a message naming them.
+#   3. `meshroll rollback NAME --phase traffic` while the first step (10 %)
+#      pauses: the phase puts 100 % back on v1 and the Rollout pauses
+#      (RolledBack, "requested by an operator"), no request failing;
+#   4. bad flags exit 2 with a message naming them.
 #
-# Usage: test-traffic.sh MESHROLL-DEMO      Exit 77 (skipped) only when jq is missing.
+# Usage: test-traffic.sh MESHROLL-DEMO MESHROLL    Exit 77 (skipped) only when jq is missing.
 set -uo pipefail
 
-DEMO=${1:?usage: test-traffic.sh MESHROLL-DEMO}
+DEMO=${1:?usage: test-traffic.sh MESHROLL-DEMO MESHROLL}
+MESHROLL=${2:?usage: test-traffic.sh MESHROLL-DEMO MESHROLL}
 command -v jq >/dev/null || { echo "SKIP: jq is not installed"; exit 77; }
 [ -x "$DEMO" ] || { echo "FAIL: $DEMO is not built"; exit 1; }
 
@@ -66,7 +70,29 @@ sed 's/^/   | /' "$tmp/2.log"
 check "the phase completed" '.completed == true and .weightV2 == 100' "$tmp/2.json"
 check "the 503s reached the clients" '.requests503 > 0 and .requestsFailed >= .requests503' "$tmp/2.json"
 
-echo "== 3. bad flags"
+echo "== 3. an operator rolls the phase back mid-way: meshroll rollback --phase traffic"
+"$DEMO" "${common[@]}" --step-pause 60s --report-json "$tmp/3.json" >"$tmp/3.log" 2>&1 &
+demo_pid=$!
+server=
+for _ in $(seq 1 300); do
+        server=$(sed -n 's/.* run -f .* --server \(http[^ ]*\) .*/\1/p' "$tmp/3.log" | head -1)
+        [ -n "$server" ] && grep -q "v2  10 %" "$tmp/3.log" && break
+        sleep 0.1
+done
+if [ -n "$server" ] && grep -q "v2  10 %" "$tmp/3.log"; then
+        "$MESHROLL" rollback reviews-v2 --phase traffic --server "$server" >"$tmp/3-rollback.log" 2>&1 ||
+                fail "meshroll rollback exited $?: $(cat "$tmp/3-rollback.log")"
+else
+        fail "the first step (10 % on v2) never showed"
+fi
+wait "$demo_pid"
+demo_pid=
+sed 's/^/   | /' "$tmp/3.log"
+check "the phase rolled back on the operator's request" \
+        '.rolledBack == true and (.message | test("requested by an operator"))' "$tmp/3.json"
+check "100 % back on v1, no request failed" '.weightV1 == 100 and .weightV2 == 0 and .requestsFailed == 0' "$tmp/3.json"
+
+echo "== 4. bad flags"
 for args in "--traffic --fail-share 2" "--fail-share 0.1" "--traffic --prometheus ftp://x" "--traffic --step-pause soon"; do
         # shellcheck disable=SC2086
         out=$("$DEMO" $args 2>&1)
