@@ -1170,19 +1170,36 @@ static int sidecar_parse(json_object *section, const char *path, void **ret, MrE
 static int sidecar_describe(const void *spec, char **ret)
 {
         const SidecarSpec *s = spec;
+        _cleanup_free_ char *which = NULL, *head = NULL;
         char soak[32], timeout[32];
-        int r;
+        int r = 0;
 
-        if (s->tag)
-                r = asprintf(ret, "move tag %s to revision %s, then restart the namespaces labelled %s%s%s",
-                             s->tag, s->revision, s->list || s->selector ? "by " : "istio.io/rev=",
-                             s->selector ? s->selector : s->list ? "the list" : s->tag, "");
+        if (s->list) {
+                size_t size = 0;
+                FILE *f = open_memstream(&which, &size);
+                if (!f)
+                        return -ENOMEM;
+                fputs("namespaces ", f);
+                for (char **i = s->list; *i; i++)
+                        fprintf(f, "%s%s", i == s->list ? "" : ", ", *i);
+                if (fclose(f) != 0)
+                        return -ENOMEM;
+        } else if (s->selector)
+                r = asprintf(&which, "the namespaces matching %s", s->selector);
         else
-                r = asprintf(ret, "relabel namespaces (%s) istio.io/rev=%s and restart them", s->selector ? s->selector : "list",
-                             s->revision);
-        if (r < 0)
+                r = asprintf(&which, "the namespaces labelled istio.io/rev=%s", s->tag);
+        if (r < 0) {
+                which = NULL; /* asprintf leaves it undefined on failure */
                 return -ENOMEM;
-        _cleanup_free_ char *head = *ret;
+        }
+        if (s->tag)
+                r = asprintf(&head, "move tag %s to revision %s, then restart %s", s->tag, s->revision, which);
+        else
+                r = asprintf(&head, "relabel %s istio.io/rev=%s and restart them", which, s->revision);
+        if (r < 0) {
+                head = NULL;
+                return -ENOMEM;
+        }
         r = asprintf(ret, "%s; %s%s%sbatches of %u, %u restarts at once, %s each, soak %s", head,
                      s->canary ? "canary " : "", strempty(s->canary), s->canary ? " first, " : "", s->batch_size,
                      s->concurrency, mr_duration_format(s->restart_timeout, timeout, sizeof(timeout)),
