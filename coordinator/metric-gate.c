@@ -16,7 +16,11 @@
  * `since` ties the count to one checkpoint: when a phase calls with a new
  * checkpoint start, the counts begin again. A gate's first check is due one
  * interval after `since`, each next one an interval after the last, so
- * `checks` passes cover checks × interval of the checkpoint.
+ * `checks` passes cover checks × interval of the checkpoint. Every gate is
+ * checked at its interval for as long as its phase keeps calling within the
+ * checkpoint — also once it has its passes, while other gates, a step's
+ * pause or a soak go on — so a breach at any time within the checkpoint
+ * fails it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -334,7 +338,6 @@ error:
 int phase_gates_check(const PhaseCtx *ctx, const MetricGateSet *gates, PhaseStatus *ps, usec_t since, bool *changed)
 {
         int64_t recorded = 0;
-        bool all = true;
 
         if (!gates || gates->n_gates == 0)
                 return 1;
@@ -361,11 +364,12 @@ int phase_gates_check(const PhaseCtx *ctx, const MetricGateSet *gates, PhaseStat
                         return -ENOMEM;
                 (void)mr_json_get_int(&passes, rec, "passes", NULL);
                 (void)mr_json_get_int(&last, rec, "last", NULL);
-                if (passes >= g->checks)
-                        continue;
-                all = false;
-                /* The first check is one interval into the checkpoint: a check at its very start would
-                 * judge the world before the change (a rate over [1m] still all old traffic). */
+                /*
+                 * The first check is one interval into the checkpoint: a check at its very start would
+                 * judge the world before the change (a rate over [1m] still all old traffic). A gate that
+                 * has its passes is still checked at its interval for as long as the checkpoint lasts
+                 * (the other gates, a step's pause, a soak): a breach then fails it all the same.
+                 */
                 if (ctx->now < (last ? (usec_t)last : since) + g->interval)
                         continue;
                 int r = check_one(ctx, g, ps, rec);
@@ -376,12 +380,9 @@ int phase_gates_check(const PhaseCtx *ctx, const MetricGateSet *gates, PhaseStat
                         return r;
                 if (r > 0 && mr_json_set_int(rec, "passes", passes + 1) < 0)
                         return -ENOMEM;
-                if (r > 0 && passes + 1 >= g->checks)
+                if (r > 0 && passes + 1 == g->checks)
                         log_info("Rollout %s: gate %s passed %u consecutive checks", ctx->rollout, g->name, g->checks);
         }
-        if (all)
-                return 1;
-        /* Done now if the last checks completed every gate. */
         for (size_t i = 0; i < gates->n_gates; i++) {
                 int64_t passes = 0;
                 (void)mr_json_get_int(&passes, record, gates->gates[i].name, "passes", NULL);

@@ -244,11 +244,14 @@ static void test_consecutive_passes(void **state)
         assert_int_equal(check(&run, s, T0 + 20 * SEC, T0), 0);
         assert_int_equal(hits("error-rate"), 2);
         assert_int_equal(check(&run, s, T0 + 30 * SEC, T0), 1);
-        assert_int_equal(check(&run, s, T0 + 40 * SEC, T0), 1); /* done: no more queries */
+        assert_int_equal(check(&run, s, T0 + 35 * SEC, T0), 1); /* done; the next check not due */
         assert_int_equal(hits("error-rate"), 1);
         int64_t passes = 0;
         assert_int_equal(mr_json_get_int(&passes, run.ps.detail, "gates", "error-rate", "passes", NULL), 0);
         assert_int_equal(passes, 3);
+        /* still checked while the checkpoint lasts (a step's pause, a soak): test_breach_after_passing */
+        assert_int_equal(check(&run, s, T0 + 40 * SEC, T0), 1);
+        assert_int_equal(hits("error-rate"), 1);
         json_object *v = mr_json_get(run.ps.detail, "gates", "error-rate", "value", NULL);
         assert_non_null(v);
         assert_true(json_object_get_double(v) == 0.0005);
@@ -273,6 +276,27 @@ static void test_breach_fails(void **state)
         assert_string_equal(
             run.err.message,
             "gate error-rate failed: 0.02 is not <= 0.001 (sum(rate(istio_requests_total[1m])))");
+        run_done(&run);
+}
+
+/* A gate that has its passes keeps being checked while the checkpoint lasts. */
+static void test_breach_after_passing(void **state)
+{
+        _cleanup_(metric_gate_set_freep) MetricGateSet *s =
+            gates("- {name: error-rate, prometheus: \"PROM/error-rate\", query: e, threshold: 0.001, "
+                  "interval: 5s, checks: 1}\n"
+                  "- {name: latency, prometheus: \"PROM/latency\", query: l, threshold: 100, interval: 20s, "
+                  "checks: 1}\n");
+        Run run;
+
+        run_init(&run);
+        set_value("error-rate", "0");
+        set_value("latency", "50");
+        assert_int_equal(check(&run, s, T0 + 5 * SEC, T0),
+                         0); /* error-rate passed; latency not yet checked */
+        set_value("error-rate", "0.5");
+        assert_int_equal(check(&run, s, T0 + 10 * SEC, T0), -MR_EGATE);
+        assert_string_equal(run.err.message, "gate error-rate failed: 0.5 is not <= 0.001 (e)");
         run_done(&run);
 }
 
@@ -492,10 +516,15 @@ static void test_record_survives_restart(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_no_gates),          cmocka_unit_test(test_consecutive_passes),
-            cmocka_unit_test(test_breach_fails),      cmocka_unit_test(test_comparisons),
-            cmocka_unit_test(test_on_error),          cmocka_unit_test(test_scalar_and_unreachable),
-            cmocka_unit_test(test_relative_baseline), cmocka_unit_test(test_record_survives_restart),
+            cmocka_unit_test(test_no_gates),
+            cmocka_unit_test(test_consecutive_passes),
+            cmocka_unit_test(test_breach_fails),
+            cmocka_unit_test(test_breach_after_passing),
+            cmocka_unit_test(test_comparisons),
+            cmocka_unit_test(test_on_error),
+            cmocka_unit_test(test_scalar_and_unreachable),
+            cmocka_unit_test(test_relative_baseline),
+            cmocka_unit_test(test_record_survives_restart),
         };
         return cmocka_run_group_tests(tests, fake_start, fake_stop);
 }
