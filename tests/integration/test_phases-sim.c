@@ -22,8 +22,11 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "meshroll/fileio.h"
@@ -343,6 +346,91 @@ static size_t restarts(Fixture *f, const char *ns, const char *name)
         return n;
 }
 
+/*
+ * Runs the meshroll binary with args (NULL-terminated, after the command
+ * name), the simulator's URL appended; its stdout goes to *ret_out (owned).
+ * Returns the exit code.
+ */
+static int meshroll(Fixture *f, char **ret_out, const char *const *args)
+{
+        char exe[512], out[256];
+        const char *argv[32];
+        size_t n = 0;
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+        int status;
+
+        snprintf(exe, sizeof(exe), "%s/coordinator/meshroll", getenv("MESHROLL_BUILD_ROOT"));
+        snprintf(out, sizeof(out), "%s/out.txt", f->dir);
+        argv[n++] = exe;
+        for (; *args && n < ELEMENTSOF(argv) - 4; args++)
+                argv[n++] = *args;
+        argv[n++] = "--server";
+        argv[n++] = sim_url(f->sim);
+        argv[n] = NULL;
+        assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+        assert_int_equal(posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
+        assert_int_equal(posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0), 0);
+        assert_int_equal(posix_spawn(&pid, exe, &fa, NULL, (char **)argv, environ), 0);
+        posix_spawn_file_actions_destroy(&fa);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(mr_read_file(out, 1 << 20, ret_out, NULL), 0);
+        unlink(out);
+        return WEXITSTATUS(status);
+}
+
+/* The finding of kind (and name, when given) in `meshroll cleanup -o json` output, or NULL. */
+static json_object *finding(json_object *report, const char *kind, const char *name)
+{
+        json_object *l = mr_json_get(report, "findings", NULL);
+        for (size_t i = 0; l && i < json_object_array_length(l); i++) {
+                json_object *x = json_object_array_get_idx(l, i);
+                if (streq_ptr(mr_json_get_str(x, "kind", NULL), kind) &&
+                    (!name || streq_ptr(mr_json_get_str(x, "name", NULL), name) ||
+                     streq_ptr(mr_json_get_str(x, "namespace", NULL), name)))
+                        return x;
+        }
+        return NULL;
+}
+
+/* meshroll cleanup after the full run: what still points at 1-24-0; --apply scales only the old gateway. */
+static void check_cleanup(Fixture *f)
+{
+        _cleanup_free_ char *out = NULL, *out2 = NULL, *bad = NULL;
+        _cleanup_(json_object_putp) json_object *report = NULL, *report2 = NULL;
+
+        assert_int_equal(meshroll(f, &out, (const char *const[]){ "cleanup", "r1", "-o", "json", NULL }), 0);
+        assert_int_equal(mr_json_parse(out, strlen(out), 1 << 20, &report), 0);
+        assert_string_equal(json_object_get_string(json_object_array_get_idx(mr_json_get(report, "oldRevisions", NULL), 0)),
+                            "1-24-0");
+        assert_non_null(finding(report, "Tag", "istio-revision-tag-default"));      /* the default tag stays on 1-24-0 */
+        assert_null(finding(report, "Tag", "istio-revision-tag-prod-stable"));      /* moved */
+        assert_non_null(finding(report, "Pods", "legacy"));                         /* istio-injection=enabled */
+        assert_null(finding(report, "Pods", "shop"));
+        assert_null(finding(report, "Pods", "istio-system"));                       /* ztunnel and istiod: not injected */
+        json_object *gw = finding(report, "Deployment", "ingress-blue");
+        assert_non_null(gw);
+        assert_false(mr_json_get_bool(true, gw, "applied", NULL));
+        assert_non_null(finding(report, "ControlPlane", "istiod-1-24-0"));
+
+        assert_int_equal(meshroll(f, &out2, (const char *const[]){ "cleanup", "r1", "--apply", "-o", "json", NULL }), 0);
+        assert_int_equal(mr_json_parse(out2, strlen(out2), 1 << 20, &report2), 0);
+        assert_true(mr_json_get_bool(false, finding(report2, "Deployment", "ingress-blue"), "applied", NULL));
+        _cleanup_(json_object_putp) json_object *blue = get(f, &KUBE_DEPLOYMENTS, "istio-ingress", "ingress-blue");
+        _cleanup_(json_object_putp) json_object *istiod = get(f, &KUBE_DEPLOYMENTS, "istio-system", "istiod-1-24-0");
+        int64_t replicas = -1;
+        assert_int_equal(mr_json_get_int(&replicas, blue, "spec", "replicas", NULL), 0);
+        assert_int_equal(replicas, 0);
+        assert_int_equal(mr_json_get_int(&replicas, istiod, "spec", "replicas", NULL), 0);
+        assert_int_equal(replicas, 1); /* never touched */
+
+        /* bad usage exits 2 */
+        assert_int_equal(meshroll(f, &bad, (const char *const[]){ "rollback", "r1", "--phase", "gateway", "--namespace",
+                                                                  "x", NULL }),
+                         2);
+}
+
 static void test_full_run(void **state)
 {
         Fixture f = {};
@@ -377,6 +465,7 @@ static void test_full_run(void **state)
         /* the canary first */
         assert_string_equal(mr_json_get_str(json_object_array_get_idx(nss, 0), "name", NULL), "shop");
         assert_string_equal(mr_json_get_str(json_object_array_get_idx(nss, 0), "state", NULL), "Upgraded");
+        check_cleanup(&f);
         stop(&f);
 }
 
@@ -445,6 +534,9 @@ static void test_gateway_rollback(void **state)
         engine_kick(f.engine);
         run_until_paused(&f, "RolledBack", 90 * USEC_PER_SEC);
         assert_gateway_on(&f, "1-24-0", "ingress-blue");
+        /* cleanup is for a Completed rollout only */
+        _cleanup_free_ char *out = NULL;
+        assert_int_equal(meshroll(&f, &out, (const char *const[]){ "cleanup", "r1", NULL }), 1);
         stop(&f);
 }
 
