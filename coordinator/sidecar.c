@@ -246,6 +246,18 @@ int sidecar_spec_namespaces(KubeClient *c, const SidecarSpec *s, char ***ret, Mr
         r = kube_list(c, &KUBE_NAMESPACES, NULL, &lo, &items, NULL, &st);
         if (r < 0)
                 return mr_error_set(err, r, "listing namespaces: %s", st.message[0] ? st.message : mr_strerror(r));
+        if (sel && streq(s->tag, "default")) {
+                /* The default tag also injects namespaces labelled istio-injection=enabled (istio.md §4.1). */
+                _cleanup_(json_object_putp) json_object *more = NULL;
+                KubeListOptions lo2 = { .label_selector = LABEL_INJECTION "=enabled" };
+                r = kube_list(c, &KUBE_NAMESPACES, NULL, &lo2, &more, NULL, &st);
+                if (r < 0)
+                        return mr_error_set(err, r, "listing namespaces: %s",
+                                            st.message[0] ? st.message : mr_strerror(r));
+                for (size_t j = 0; j < json_object_array_length(more); j++)
+                        if (json_object_array_add(items, json_object_get(json_object_array_get_idx(more, j))) < 0)
+                                return -ENOMEM;
+        }
         cap = json_object_array_length(items) + 1;
         if (s->list) {
                 size_t k = 0;
@@ -272,7 +284,10 @@ int sidecar_spec_namespaces(KubeClient *c, const SidecarSpec *s, char ***ret, Mr
                 for (size_t j = 0; j < json_object_array_length(items); j++) {
                         const char *name = mr_json_get_str(json_object_array_get_idx(items, j), "metadata", "name",
                                                            NULL);
-                        if (name && !(l[n++] = strdup(name)))
+                        bool dup = false;
+                        for (size_t k = 0; name && k < n && !dup; k++)
+                                dup = streq(l[k], name); /* in both lists of the default tag */
+                        if (name && !dup && !(l[n++] = strdup(name)))
                                 return -ENOMEM;
                 }
                 qsort(l, n, sizeof(char *), cmp_str);

@@ -87,7 +87,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SidecarSpec *, sidecar_spec_free);
 /*
  * The namespaces the phase will restart, in order: namespaces.list as
  * written; else the namespaces matching namespaces.selector; else (with a
- * tag) those labelled istio.io/rev=<tag>; sorted by name except for the
+ * tag) those labelled istio.io/rev=<tag> (for the tag "default", also those
+ * labelled istio-injection=enabled); sorted by name except for the
  * canary, which comes first. *ret is a NULL-terminated list (owned,
  * strv_free). -MR_ECONFIG when the canary is not among them or the set is
  * empty, API errors with err set.

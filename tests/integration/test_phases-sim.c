@@ -12,7 +12,9 @@
  *   - rolling one namespace back relabels only it and restarts only it;
  *   - rolling the gateway phase back switches the selector back;
  *   - a coordinator stopped mid-batch is replaced by another that finishes
- *     the phase, restarting no Deployment twice;
+ *     the phase, restarting no Deployment twice; one stopped while the
+ *     gateway soaks is replaced by one that does not switch again;
+ *   - the default tag also moves istio-injection=enabled namespaces;
  *   - new sidecars that never get Ready roll the phase back by themselves,
  *     and so does a metric gate failing while the canary batch soaks (a
  *     fake Prometheus on loopback);
@@ -83,6 +85,7 @@ typedef struct Fixture {
         bool finished;
         RolloutPhase phase;
         bool stop_when_restarting; /* stop the loop once a sidecar Deployment is Restarting */
+        bool stop_when_gateway_soaks; /* stop the loop once the gateway phase soaks (switched) */
         bool stopped;
 } Fixture;
 
@@ -136,6 +139,10 @@ static void start(Fixture *f, const char *rollout)
 static void on_change(Engine *e, const RolloutStatus *s, void *userdata)
 {
         Fixture *f = userdata;
+        for (size_t i = 0; f->stop_when_gateway_soaks && i < s->n_phases; i++)
+                if (s->phases[i].kind == PHASE_GATEWAY &&
+                    streq_ptr(mr_json_get_str(s->phases[i].detail, "stage", NULL), "soak"))
+                        f->stopped = true;
         if (!f->stop_when_restarting)
                 return;
         for (size_t i = 0; i < s->n_phases; i++) {
@@ -649,6 +656,61 @@ static void test_gate_failure_rolls_back(void **state)
         http_fixture_free(prom);
 }
 
+/* The default tag also moves the namespaces labelled istio-injection=enabled, and only those here. */
+static void test_default_tag(void **state)
+{
+        Fixture f = {};
+        start(&f, ROLLOUT_HEAD "  sidecar: {revision: 1-25-0, tag: default, restart: {timeout: 60s}, soak: 0s}\n");
+        wait_pods(&f, "legacy");
+        start_engine(&f);
+        run_until_finished(&f, 90 * USEC_PER_SEC);
+        assert_int_equal(f.phase, ROLLOUT_COMPLETED);
+        assert_tag_on(&f, "default", "1-25-0");
+        assert_tag_on(&f, "prod-stable", "1-24-0");
+        assert_pods_on(&f, "legacy", "1-25-0");
+        assert_int_equal(restarts(&f, "legacy", "old"), 1);
+        assert_int_equal(restarts(&f, "shop", "web"), 0);
+        stop(&f);
+}
+
+/* A coordinator stopped after the switch, while the gateway soaks: the next one finishes without switching again. */
+static void test_gateway_resumes(void **state)
+{
+        Fixture f = { .stop_when_gateway_soaks = true };
+        start(&f, ROLLOUT_HEAD "  gateway: {service: {namespace: istio-ingress, name: istio-ingressgateway},"
+                               " from: 1-24-0, to: 1-25-0, timeout: 60s, soak: 2s}\n");
+        start_engine(&f);
+        run_until_finished(&f, 90 * USEC_PER_SEC);
+        assert_true(f.stopped);
+        f.engine = engine_free(f.engine);
+        f.stop_when_gateway_soaks = false;
+        f.stopped = false;
+        start_engine(&f);
+        run_until_finished(&f, 90 * USEC_PER_SEC);
+        assert_int_equal(f.phase, ROLLOUT_COMPLETED);
+        assert_gateway_on(&f, "1-25-0", "ingress-green");
+
+        /* The Service was written by meshroll exactly once. */
+        _cleanup_free_ char *data = NULL;
+        unsigned writes = 0;
+        assert_int_equal(mr_read_file(f.audit, 256u << 20, &data, NULL), 0);
+        for (char *line = data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+                nl = strchr(line, '\n');
+                if (nl)
+                        *nl = 0;
+                _cleanup_(json_object_putp) json_object *o = NULL;
+                if (mr_json_parse(line, strlen(line), 1 << 24, &o) < 0)
+                        continue;
+                const char *actor = mr_json_get_str(o, "actor", NULL);
+                if (streq_ptr(mr_json_get_str(o, "resource", NULL), "services") &&
+                    streq_ptr(mr_json_get_str(o, "name", NULL), "istio-ingressgateway") && actor &&
+                    strncmp(actor, "meshroll", 8) == 0)
+                        writes++;
+        }
+        assert_int_equal(writes, 1);
+        stop(&f);
+}
+
 /* Runs the loop until the Rollout is Paused with reason (bounded); the last status names what it did instead. */
 static void wait_paused_with(Fixture *f, const char *reason, usec_t d)
 {
@@ -702,6 +764,8 @@ int main(void)
                 cmocka_unit_test(test_missing_revision_pauses),
                 cmocka_unit_test(test_restart_timeout_rolls_back),
                 cmocka_unit_test(test_gate_failure_rolls_back),
+                cmocka_unit_test(test_default_tag),
+                cmocka_unit_test(test_gateway_resumes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
