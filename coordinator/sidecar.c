@@ -442,6 +442,44 @@ static int check_revision(KubeClient *c, const SidecarSpec *s, const char *rev, 
         return 0;
 }
 
+static const KubeResource VALIDATING_WEBHOOKS = {
+        .group = "admissionregistration.k8s.io", .version = "v1", .plural = "validatingwebhookconfigurations",
+        .kind = "ValidatingWebhookConfiguration", .namespaced = false,
+};
+
+/* istiod-default-validator, when present: label istio.io/rev and each webhook's service to rev's istiod. */
+static int move_default_validator(PhaseCtx *ctx, const SidecarSpec *s, const char *rev)
+{
+        _cleanup_(json_object_putp) json_object *vwc = NULL;
+        _cleanup_free_ char *path = NULL, *svc = NULL;
+        KubeStatus st;
+        int r;
+
+        if (kube_path(&VALIDATING_WEBHOOKS, NULL, "istiod-default-validator", NULL, &path) < 0 ||
+            asprintf(&svc, "istiod-%s", rev) < 0)
+                return -ENOMEM;
+        r = kube_get(ctx->client, path, &vwc, &st);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return api_error(ctx->err, r, &st, "reading ValidatingWebhookConfiguration istiod-default-validator");
+        json_object *labels = mr_json_ensure_object(vwc, "metadata", "labels", NULL);
+        json_object *hooks = mr_json_get(vwc, "webhooks", NULL);
+        if (!labels || mr_json_set_str(labels, LABEL_REV, rev) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < arr_len(hooks); i++) {
+                json_object *service = mr_json_get(json_object_array_get_idx(hooks, i), "clientConfig", "service", NULL);
+                if (service && (mr_json_set_str(service, "name", svc) < 0 ||
+                                mr_json_set_str(service, "namespace", s->istio_namespace) < 0))
+                        return -ENOMEM;
+        }
+        if ((r = phase_fence(ctx)) < 0)
+                return r;
+        if ((r = kube_replace(ctx->client, path, vwc, NULL, &st)) < 0)
+                return api_error(ctx->err, r, &st, "moving istiod-default-validator");
+        return 0;
+}
+
 /*
  * Points tag at rev (istioctl tag set --overwrite): the tag's webhook takes
  * rev's canonical clientConfig and label; the 1.28+ tag Service its selector.
@@ -493,6 +531,10 @@ static int move_tag(PhaseCtx *ctx, const SidecarSpec *s, const char *tag, const 
                 if ((r = kube_replace(ctx->client, p, mwc, NULL, &st)) < 0)
                         return api_error(ctx->err, r, &st, "moving the tag's webhook");
         }
+
+        /* The default tag also names the validating revision (istio.md §4.1, §4.2 step 4). */
+        if (streq(tag, "default") && (r = move_default_validator(ctx, s, rev)) < 0)
+                return r;
 
         /* The 1.28+ tag Service, when the install has one. */
         if (asprintf(&svc_name, "istiod-revision-tag-%s", tag) < 0 ||

@@ -27,7 +27,9 @@
  * istio-revision-tag-<tag> gets label istio.io/rev=<rev> and each webhook's
  * clientConfig (service name, path, caBundle) from the revision's canonical
  * webhook; the 1.28+ Service istiod-revision-tag-<tag> (when present) gets
- * the label and selector {app: istiod, istio.io/rev: <rev>}. Namespaces
+ * the label and selector {app: istiod, istio.io/rev: <rev>}; for the tag
+ * "default", the ValidatingWebhookConfiguration istiod-default-validator
+ * (when present) gets the label and istiod-<rev> as its service. Namespaces
  * labelled istio.io/rev=<tag> then inject from the new revision; the
  * default namespace set is exactly those. Without a tag, each namespace of
  * a batch is relabelled istio.io/rev=<revision> (istio-injection removed,

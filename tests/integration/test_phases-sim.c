@@ -14,7 +14,8 @@
  *   - a coordinator stopped mid-batch is replaced by another that finishes
  *     the phase, restarting no Deployment twice; one stopped while the
  *     gateway soaks is replaced by one that does not switch again;
- *   - the default tag also moves istio-injection=enabled namespaces;
+ *   - the default tag also moves istio-injection=enabled namespaces and the
+ *     istiod-default-validator webhook;
  *   - new sidecars that never get Ready roll the phase back by themselves,
  *     and so does a metric gate failing while the canary batch soaks (a
  *     fake Prometheus on loopback);
@@ -51,6 +52,12 @@ static const char scenario[] =
         "  - {name: pay, labels: {istio.io/rev: prod-stable}}\n"
         "  - {name: shop, labels: {istio.io/rev: prod-stable}}\n"
         "  - {name: legacy, labels: {istio-injection: enabled}}\n"
+        "objects:\n"
+        "  - apiVersion: admissionregistration.k8s.io/v1\n"
+        "    kind: ValidatingWebhookConfiguration\n"
+        "    metadata: {name: istiod-default-validator, labels: {istio.io/rev: 1-24-0, istio.io/tag: default}}\n"
+        "    webhooks: [{name: validation.istio.io, clientConfig: {service: {name: istiod-1-24-0,"
+        " namespace: istio-system, path: /validate}}, sideEffects: None, admissionReviewVersions: [v1]}]\n"
         "istio:\n"
         "  revisions:\n"
         "    - {name: 1-24-0, version: 1.24.0, replicas: 1}\n"
@@ -667,6 +674,19 @@ static void test_default_tag(void **state)
         assert_int_equal(f.phase, ROLLOUT_COMPLETED);
         assert_tag_on(&f, "default", "1-25-0");
         assert_tag_on(&f, "prod-stable", "1-24-0");
+        /* the default revision validates too */
+        _cleanup_free_ char *vpath = NULL;
+        _cleanup_(json_object_putp) json_object *vwc = NULL;
+        KubeStatus st;
+        assert_int_equal(kube_path(&(KubeResource){ .group = "admissionregistration.k8s.io", .version = "v1",
+                                                     .plural = "validatingwebhookconfigurations" },
+                                   NULL, "istiod-default-validator", NULL, &vpath),
+                         0);
+        assert_int_equal(kube_get(f.client, vpath, &vwc, &st), 0);
+        assert_string_equal(mr_json_get_str(vwc, "metadata", "labels", "istio.io/rev", NULL), "1-25-0");
+        assert_string_equal(mr_json_get_str(json_object_array_get_idx(mr_json_get(vwc, "webhooks", NULL), 0),
+                                            "clientConfig", "service", "name", NULL),
+                            "istiod-1-25-0");
         assert_pods_on(&f, "legacy", "1-25-0");
         assert_int_equal(restarts(&f, "legacy", "old"), 1);
         assert_int_equal(restarts(&f, "shop", "web"), 0);
