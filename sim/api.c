@@ -305,11 +305,14 @@ static int parse_body(const SimRequest *req, json_object **ret, MrError *err)
 /* ---- list / get ---- */
 
 /*
- * The walk starts after the continue position (sim_store_foreach_after) and
- * keeps at most one page: past it, matches are only counted for
- * remainingItemCount (one filter check each, nothing gathered). A page used
- * to walk from the first object and gather everything after it, which made
- * a 100 000-pod list in pages of 500 cost 200 full walks (bench/).
+ * The walk starts after the continue position (sim_store_foreach_raw, the
+ * objects as stored: a page copies their JSON and parses nothing) and keeps
+ * at most one page. Past it, with a label or field selector, matches are
+ * only counted for remainingItemCount (one filter check each, nothing
+ * gathered); without one, every later object of the namespace matches and
+ * the store counts them by index, so a page costs its own objects only. A
+ * page used to walk from the first object and gather everything after it,
+ * which made a 100 000-pod list in pages of 500 cost 200 full walks (bench/).
  */
 typedef struct ListCtx {
         SimStore *store;
@@ -318,11 +321,16 @@ typedef struct ListCtx {
         SimRaw *items; /* as stored: a page is copied out without parsing */
         size_t n, cap;
         size_t remaining; /* matches past the page */
+        bool counted;     /* stopped after the page: remaining is counted by the store's index */
 } ListCtx;
 
 static int list_cb(const SimRaw *raw, void *userdata)
 {
         ListCtx *c = userdata;
+        if (c->limit > 0 && c->n >= c->limit && !sim_filter_needs_object(c->filter)) {
+                c->counted = true; /* everything after the page matches: no need to walk it */
+                return 1;
+        }
         if (sim_filter_needs_object(c->filter)) {
                 size_t mark = sim_store_mark(c->store); /* the tree is only for the filter */
                 json_object *obj = sim_store_raw_object(c->store, raw);
@@ -438,6 +446,9 @@ static void do_list(SimApi *api, const SimRequest *req, const Route *rt, SimResp
                 return respond_error(resp, r, NULL, NULL, NULL);
         }
         size_t n = c.n, remaining = c.remaining;
+        if (c.counted)
+                remaining = sim_store_count_after(api->store, rt->kind, route_ns(rt), c.items[n - 1].ns,
+                                                  c.items[n - 1].name);
         if (remaining > 0)
                 next = encode_continue(list_rv, c.items[n - 1].ns, c.items[n - 1].name);
         snprintf(rvbuf, sizeof(rvbuf), "%" PRIu64, list_rv);

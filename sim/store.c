@@ -1475,6 +1475,31 @@ int sim_store_foreach_pod_on_node(SimStore *s, const char *node, sim_foreach_t c
         return 0;
 }
 
+/* Index of the first entry whose namespace sorts after ns. */
+static size_t ns_end(const Table *t, const char *ns)
+{
+        size_t lo = 0, hi = t->n;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(E_NS(t->v[mid]), ns) <= 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+size_t sim_store_count_after(SimStore *s, const SimKind *k, const char *ns, const char *after_ns,
+                             const char *after_name)
+{
+        Table *t = table_for(s, k);
+        if (!t)
+                return 0;
+        size_t start = walk_start(t, ns, after_ns, after_name);
+        size_t end = ns && k->namespaced ? ns_end(t, ns) : t->n;
+        return end > start ? end - start : 0;
+}
+
 int sim_store_foreach_raw_on_node(SimStore *s, const char *node, sim_raw_foreach_t cb, void *userdata)
 {
         Table *t = table_for(s, &SIM_PODS);

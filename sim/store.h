@@ -246,6 +246,9 @@ uint64_t sim_store_random(SimStore *s);
 
 /* Number of objects of kind k (in ns, or all when NULL). */
 size_t sim_store_count(SimStore *s, const SimKind *k, const char *ns);
+/* Number of objects of kind k in ns (NULL: all) after the key (after_ns, after_name), by index arithmetic. */
+size_t sim_store_count_after(SimStore *s, const SimKind *k, const char *ns, const char *after_ns,
+                             const char *after_name);
 
 /*
  * The event history watches replay: one SimEvent per write, revisions

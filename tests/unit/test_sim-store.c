@@ -419,6 +419,20 @@ static void test_compact_storage(void **state)
         n = 0;
         assert_int_equal(sim_store_foreach_owned(f->store, &SIM_PODS, NULL, "uid-2", count_owned, &n), 0);
         assert_int_equal(n, 1);
+
+        /* counting what follows a list page, by index: within a namespace, across all */
+        static const char *const keys[][2] = {{"a", "x"}, {"b", "m1"}, {"b", "m2"}, {"b", "m3"}, {"c", "y"}};
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                char buf[256];
+                snprintf(buf, sizeof buf, "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"%s\"}}", keys[i][1],
+                         keys[i][0]);
+                create(f->store, &SIM_CONFIGMAPS, buf);
+        }
+        assert_int_equal(sim_store_count_after(f->store, &SIM_CONFIGMAPS, "b", "b", "m1"), 2);
+        assert_int_equal(sim_store_count_after(f->store, &SIM_CONFIGMAPS, "b", "b", "m3"), 0);
+        assert_int_equal(sim_store_count_after(f->store, &SIM_CONFIGMAPS, NULL, "b", "m1"), 3);
+        assert_int_equal(sim_store_count_after(f->store, &SIM_CONFIGMAPS, "b", NULL, NULL), 3);
+        assert_int_equal(sim_store_count_after(f->store, &SIM_CONFIGMAPS, "zz", NULL, NULL), 0);
 }
 
 static void test_crd_and_kinds(void **state)
