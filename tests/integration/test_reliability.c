@@ -147,8 +147,17 @@ static pid_t spawn(const char *log_path, char *const argv[], char *const extra_e
 
         for (char *const *e = extra_env; e && *e && n < 200; e++)
                 envp[n++] = *e;
-        for (char **e = environ; *e && n < ELEMENTSOF(envp) - 1; e++)
-                envp[n++] = *e;
+        /* The environment, but for what extra_env overrides: with two LD_PRELOADs the loader takes the last
+         * (valgrind sets one for the test itself). */
+        for (char **e = environ; *e && n < ELEMENTSOF(envp) - 1; e++) {
+                bool overridden = false;
+                for (char *const *x = extra_env; x && *x && !overridden; x++) {
+                        size_t len = strcspn(*x, "=");
+                        overridden = strncmp(*e, *x, len) == 0 && (*e)[len] == '=';
+                }
+                if (!overridden)
+                        envp[n++] = *e;
+        }
         envp[n] = NULL;
         assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
         assert_int_equal(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0), 0);
@@ -926,14 +935,20 @@ static unsigned check_one_holder(Env *e, unsigned *ret_late_events)
         return (unsigned)json_object_object_length(writers);
 }
 
-/* n coordinators c1… whose wall clocks are skews[i] seconds off. */
-static void split_brain(unsigned n, const double skews[])
+static void wait_label(Env *e, const char *label, usec_t timeout);
+
+/*
+ * n coordinators c1… whose wall clocks are skews[i] seconds off, on the
+ * base scenario plus scenario_extra (may be NULL). c1 leads first and is
+ * frozen once it has started draining the canary.
+ */
+static void split_brain(unsigned n, const double skews[], const char *scenario_extra)
 {
         static const char *const ids[] = { "c1", "c2", "c3" };
         pid_t pids[3] = {};
         Env e;
 
-        env_start(&e, NULL, NULL);
+        env_start(&e, scenario_extra, NULL);
         _cleanup_(json_object_putp) json_object *doc = parse_yaml(rollout_split);
         api_create(&e, &KUBE_ROLLOUTS, NULL, doc);
         /* c1 first, so it is the first holder; the others follow. */
@@ -943,8 +958,8 @@ static void split_brain(unsigned n, const double skews[])
         for (unsigned i = 1; i < n; i++)
                 pids[i] = start_controller(&e, ids[i], skews[i]);
 
-        /* The first holder starts the rollout; freeze it mid-way, past its lease. */
-        wait_phase(&e, "Progressing", 30 * USEC_PER_SEC);
+        /* The first holder starts the rollout; freeze it in the canary's drain, past its lease. */
+        wait_label(&e, "status canary=Draining #1", 60 * USEC_PER_SEC);
         unsigned i1 = 0;
         while (i1 < n && !streq(ids[i1], h1))
                 i1++;
@@ -995,12 +1010,12 @@ static void split_brain(unsigned n, const double skews[])
  */
 static void test_split_brain_two(void **state)
 {
-        split_brain(2, (const double[]){ 0, 4 });
+        split_brain(2, (const double[]){ 0, 4 }, NULL);
 }
 
 static void test_split_brain_three(void **state)
 {
-        split_brain(3, (const double[]){ 0, 4, -4 });
+        split_brain(3, (const double[]){ 0, 4, -4 }, NULL);
 }
 
 /*
@@ -1012,7 +1027,11 @@ static void test_split_brain_three(void **state)
  */
 static void test_skewed_takeover(void **state)
 {
-        split_brain(2, (const double[]){ 0, 90 });
+        /* A pod on za-1 that takes 15 s to stop: c1 is surely frozen mid-drain. */
+        static const char slow_canary_pod[] =
+                "  - {name: slow, namespace: shop, replicas: 1, startupSeconds: 1, shutdownSeconds: 150,"
+                " terminationGracePeriodSeconds: 300, nodeSelector: {kubernetes.io/hostname: za-1}}\n";
+        split_brain(2, (const double[]){ 0, 90 }, slow_canary_pod);
 }
 
 /* ---- crash anywhere in a rollback -------------------------------------------------------------- */
