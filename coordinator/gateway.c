@@ -236,9 +236,12 @@ static int start(PhaseCtx *ctx, const GatewaySpec *s, PhaseStatus *ps)
         MrError ignored = {};
         int r;
 
-        if ((r = get_obj(ctx, &KUBE_SERVICES, s->service_namespace, s->service_name, &svc)) < 0)
-                return r == -ENOENT ? mr_error_set(ctx->err, MR_ECONFIG, "spec.gateway.service: %s", ctx->err->message)
-                                    : r;
+        r = get_obj(ctx, &KUBE_SERVICES, s->service_namespace, s->service_name, &svc);
+        if (r == -ENOENT)
+                return mr_error_set(ctx->err, MR_ECONFIG, "spec.gateway.service: no Service %s/%s",
+                                    s->service_namespace, s->service_name);
+        if (r < 0)
+                return r;
         const char *cur = mr_json_get_str(svc, "spec", "selector", s->selector_key, NULL);
         if (!streq_ptr(cur, s->from) && !streq_ptr(cur, s->to))
                 return mr_error_set(ctx->err, MR_ECONFIG,
