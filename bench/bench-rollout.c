@@ -24,10 +24,12 @@
  *
  * The agents. The gate needs each node's agent Lease, written while the
  * node carries the group's mark. A real agent per node would read /proc
- * 5,000 times over at scale, so the benchmark plays the agents: it watches
- * the Nodes and, when a node gets its meshroll.io/phase mark, writes that
- * node's Lease with the mark and 0 long-lived connections, as an agent
- * does on its first active report. The agents' own cost is measured apart
+ * 5,000 times over at scale, so the benchmark plays the agents: before the
+ * rollout it creates every node's Lease (an idle report, as on a cluster
+ * where the agents run: preflight checks them), then it watches the Nodes
+ * and, when a node gets its meshroll.io/phase mark, patches that node's
+ * Lease with the mark, 0 long-lived connections and a fresh renewTime, as
+ * an agent does on its first active report. The agents' own cost is measured apart
  * (--idle-agents): real meshroll-agent processes, idle, against a
  * simulator, with every interval divided by --agent-speedup (5 min idle
  * renewals become 5 s at 60×), their Lease writes counted in the audit log

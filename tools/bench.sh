@@ -117,7 +117,7 @@ ram=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
                 [ -f "$results/$name.md" ] || continue
                 echo "## $name (bench/results/$name.md)"
                 echo
-                echo "_${status[$name]:-not re-measured by this run; the last report}_"
+                echo "_${status[$name]:-the last report, not re-measured by this run (full size: \`bench-${prog[$name]} ${args[$name]}\`)}_"
                 echo
                 sed 's/^#/##/' "$results/$name.md"
                 echo
