@@ -222,6 +222,33 @@ static int add_engine(Runner *r, const char *name)
         return 0;
 }
 
+/* Whether path names the election's Lease, or (a create) the Lease collection, ending there or at a query. */
+static bool election_path(const char *path)
+{
+        static const char *const tails[] = { "/leases/" ELECTION_LEASE, "/leases" };
+        for (size_t i = 0; i < ELEMENTSOF(tails); i++) {
+                size_t l = strlen(tails[i]);
+                for (const char *p = strstr(path, tails[i]); p; p = strstr(p + 1, tails[i]))
+                        if (p[l] == 0 || p[l] == '?')
+                                return true;
+        }
+        return false;
+}
+
+/*
+ * The client's write guard: every write but the election's own needs the
+ * lease (the elector must still be able to create, renew or take it).
+ */
+static int write_guard(const char *method, const char *path, void *userdata)
+{
+        Runner *r = userdata;
+        if (election_path(path))
+                return 0;
+        if (!r->elector || mr_leader_check(elector_state(r->elector)) < 0)
+                return -MR_ELOSTLEASE;
+        return 0;
+}
+
 static int setup_loop(Runner *r)
 {
         sigset_t mask;
@@ -258,6 +285,8 @@ static int setup_loop(Runner *r)
                         &err);
         if (k < 0)
                 return log_error_errno(k, "Leader election: %s", err.message);
+        /* Fencing below the engine: no write leaves this process once the lease is lost, queued ones included. */
+        kube_client_set_write_guard(r->client, write_guard, r);
         log_info("Waiting for the lease %s/%s as %s", r->cli->lease_namespace, ELECTION_LEASE, identity);
         return 0;
 }
@@ -309,12 +338,25 @@ static int apply_rollout(Runner *r, json_object *doc, const char *name)
         }
         if (k < 0)
                 return log_error_errno(k, "Cannot read Rollout %s: %s", name, st.message[0] ? st.message : "%m");
-        if (mr_json_equal(mr_json_get(current, "spec", NULL), mr_json_get(doc, "spec", NULL))) {
+        /*
+         * spec.paused is the cluster's unless the file sets it: a pause (an operator's, or the engine's own
+         * after a rollback) is lifted by `meshroll resume`, never by running the same file again.
+         */
+        json_object *spec = mr_json_copy(mr_json_get(doc, "spec", NULL));
+        json_object *paused = mr_json_get(current, "spec", "paused", NULL);
+        if (!spec)
+                return log_oom();
+        if (!mr_json_get(spec, "paused", NULL) && paused &&
+            json_object_object_add(spec, "paused", json_object_get(paused)) < 0) {
+                json_object_put(spec);
+                return log_oom();
+        }
+        if (mr_json_equal(mr_json_get(current, "spec", NULL), spec)) {
+                json_object_put(spec);
                 log_info("Resuming Rollout %s", name);
                 return 0;
         }
-        json_object *spec = mr_json_copy(mr_json_get(doc, "spec", NULL));
-        if (!spec || json_object_object_add(current, "spec", spec) < 0) {
+        if (json_object_object_add(current, "spec", spec) < 0) {
                 json_object_put(spec);
                 return log_oom();
         }

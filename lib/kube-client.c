@@ -356,6 +356,25 @@ static int setup_tls(KubeTransfer *t, const KubeCredential *cred)
         return 0;
 }
 
+void kube_client_set_write_guard(KubeClient *c, kube_write_guard_t guard, void *userdata)
+{
+        c->write_guard = guard;
+        c->write_guard_userdata = userdata;
+}
+
+/* curl's last call before a request is sent: the client's write guard decides. */
+static int prereq_cb(void *userdata, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port)
+{
+        KubeTransfer *t = userdata;
+        KubeClient *c = t->client;
+        int r = c->write_guard ? c->write_guard(t->method, t->path, c->write_guard_userdata) : 0;
+        if (r >= 0)
+                return CURL_PREREQFUNC_OK;
+        t->guard_error = r;
+        return CURL_PREREQFUNC_ABORT;
+}
+
 int kube_transfer_setup(KubeTransfer *t, KubeClient *c, CURL *easy, const char *method, const char *path,
                         const char *body, size_t body_size, const char *content_type, unsigned watch_timeout)
 {
@@ -444,6 +463,12 @@ int kube_transfer_setup(KubeTransfer *t, KubeClient *c, CURL *easy, const char *
         t->headers = h;
         SETOPT(e, CURLOPT_HTTPHEADER, h);
 
+        if (!streq(method, "GET") && c->write_guard) {
+                t->method = method;
+                t->path = path;
+                SETOPT(e, CURLOPT_PREREQFUNCTION, prereq_cb);
+                SETOPT(e, CURLOPT_PREREQDATA, t);
+        }
         if (streq(method, "GET"))
                 SETOPT(e, CURLOPT_HTTPGET, 1L);
         else if (streq(method, "POST"))
@@ -527,6 +552,10 @@ int kube_transfer_result(KubeTransfer *t, CURLcode cc, json_object **ret_body, K
 
         if (cc != CURLE_OK) {
                 st->http_code = (int)code;
+                if (t->guard_error < 0) {
+                        snprintf(st->message, sizeof(st->message), "not sent: %s", mr_strerror(t->guard_error));
+                        return t->guard_error;
+                }
                 if (t->too_big) {
                         snprintf(st->message, sizeof(st->message), "response larger than %zu bytes", t->cap);
                         return -MR_ETOOBIG;

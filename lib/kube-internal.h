@@ -36,6 +36,8 @@ struct KubeClient {
         char *ca, *cert, *key;       /* PEM bytes (files read at creation), or NULL */
         size_t ca_size, cert_size, key_size;
         MrRateLimiter limiter;
+        kube_write_guard_t write_guard; /* or NULL */
+        void *write_guard_userdata;
         CURL *easy;                  /* the blocking calls' handle: one connection cache */
 
         /* event loop (kube-async.c) */
@@ -73,6 +75,10 @@ struct KubeTransfer {
          */
         int (*on_data)(KubeTransfer *t, const char *data, size_t size);
         int stream_error;
+
+        /* fencing: a write refused by the client's write guard just before it was sent */
+        const char *method, *path;   /* borrowed from the request for the guard */
+        int guard_error;
 
         /* event loop: called once the transfer left the multi handle */
         void (*on_done)(KubeTransfer *t, CURLcode result);

@@ -227,6 +227,20 @@ typedef struct KubeListOptions {
 int kube_list(KubeClient *c, const KubeResource *res, const char *ns, const KubeListOptions *opts,
               json_object **ret_items, char **ret_rv, KubeStatus *ret_status);
 
+/*
+ * Fencing for every write the client sends. guard is called immediately
+ * before a request whose method is not GET goes on the wire (from curl's
+ * pre-request hook, so also for async requests queued earlier and for
+ * each retry), with the method and path; a negative return cancels that
+ * request, which then fails with the guard's error (not retried). A
+ * coordinator that lost its lease installs mr_leader_check here, so even a
+ * request queued before it lost (an Event sent without waiting, say) never
+ * reaches the server. guard NULL removes it. It must not call back into
+ * the client.
+ */
+typedef int (*kube_write_guard_t)(const char *method, const char *path, void *userdata);
+void kube_client_set_write_guard(KubeClient *c, kube_write_guard_t guard, void *userdata);
+
 /* ---- Event-loop use --------------------------------------------------- */
 
 /*
