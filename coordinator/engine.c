@@ -41,6 +41,7 @@ struct Engine {
         sd_event_source *timer;
         bool active;
         bool finished;
+        usec_t adopted;   /* wall time this coordinator took the Rollout over (became active) */
 
         /* the drain of the current group, if one runs */
         Drain *drain;
@@ -114,12 +115,36 @@ static int group_phase(const Tick *t, const GroupStatus *g, char *buf, size_t si
         return snprintf(buf, size, "%s/%s", t->e->rollout, g->name);
 }
 
+/* The group's nodes that still exist (deleted ones are skipped from the moment they are seen gone). */
 static void node_list(const GroupStatus *g, const char **buf, size_t cap)
 {
         size_t n = 0;
         for (char **i = g->nodes; *i && n + 1 < cap; i++)
-                buf[n++] = *i;
+                if (!group_node_deleted(g, *i))
+                        buf[n++] = *i;
         buf[n] = NULL;
+}
+
+static size_t live_nodes(const GroupStatus *g)
+{
+        size_t n = 0;
+        for (char **i = g->nodes; *i; i++)
+                n += !group_node_deleted(g, *i);
+        return n;
+}
+
+/*
+ * Time spent in a step that began at since. A coordinator measures only
+ * from times it could have seen itself: since as recorded, but never
+ * earlier than the moment this coordinator took the Rollout over, so a
+ * successor whose clock runs ahead (or behind) of the one that wrote since
+ * restarts the wait rather than judging it by another clock. Skew can only
+ * lengthen a wait, never cut it short.
+ */
+static usec_t elapsed_since(const Tick *t, usec_t since)
+{
+        usec_t base = MAX(since, t->e->adopted);
+        return t->now > base ? t->now - base : 0;
 }
 
 #define MAX_GROUP_NODES 4096
@@ -147,6 +172,42 @@ static int strv_add(char ***l, const char *s)
         return 0;
 }
 
+/* Records that node (of g) no longer exists: from now on the group goes on without it. */
+static int mark_deleted(Tick *t, GroupStatus *g, const char *node)
+{
+        _cleanup_free_ char *name = strdup(node);
+        if (!name || strv_add(&g->deleted_nodes, name) < 0)
+                return -ENOMEM;
+        log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name, "node", name),
+                           "Group %s: node %s was deleted; the group goes on without it", g->name, name);
+        (void)group_set_message(g, "node %s was deleted during the rollout; the group goes on without it", name);
+        return 0;
+}
+
+/*
+ * A node that lags (no pod of the wanted revision) may simply be gone:
+ * an autoscaler or an operator deleted it mid-group. 1 when it was and is
+ * now recorded as deleted, 0 when it exists, negative on error.
+ */
+static int check_deleted(Tick *t, GroupStatus *g, const char *node)
+{
+        _cleanup_(json_object_putp) json_object *obj = NULL;
+        _cleanup_free_ char *path = NULL;
+        KubeStatus st;
+        int r;
+
+        if (!node || group_node_deleted(g, node))
+                return 0;
+        if ((r = kube_path(&KUBE_NODES, NULL, node, NULL, &path)) < 0)
+                return r;
+        r = kube_get(t->e->client, path, &obj, &st);
+        if (r == -ENOENT)
+                return mark_deleted(t, g, node) < 0 ? -ENOMEM : 1;
+        if (r < 0)
+                return mr_error_set(&t->err, r, "node %s: %s", node, st.message[0] ? st.message : mr_strerror(r));
+        return 0;
+}
+
 static int step_cordon(Tick *t, GroupStatus *g)
 {
         char phase[512];
@@ -155,9 +216,16 @@ static int step_cordon(Tick *t, GroupStatus *g)
         group_phase(t, g, phase, sizeof(phase));
         for (char **n = g->nodes; *n; n++) {
                 bool operator = false;
+                if (group_node_deleted(g, *n))
+                        continue;
                 if ((r = fence(t->e)) < 0)
                         return r;
                 r = node_cordon_and_mark(t->e->client, *n, t->e->rollout, phase, &operator, &t->err);
+                if (r == -ENOENT) {
+                        if ((r = mark_deleted(t, g, *n)) < 0)
+                                return r;
+                        continue;
+                }
                 if (r < 0)
                         return r;
                 if (operator && !strv_contains(g->operator_cordoned, *n) && strv_add(&g->operator_cordoned, *n) < 0)
@@ -190,7 +258,7 @@ static int step_drain(Tick *t, GroupStatus *g)
                 drain_stop(e);
         if (!e->drain) {
                 const char *nodes[MAX_GROUP_NODES];
-                usec_t elapsed = t->now > g->since ? t->now - g->since : 0;
+                usec_t elapsed = elapsed_since(t, g->since);
                 DrainOptions o = {
                         .timeout = t->spec->drain_timeout > elapsed ? t->spec->drain_timeout - elapsed : 1,
                         .concurrency = t->spec->drain_concurrency,
@@ -209,7 +277,7 @@ static int step_drain(Tick *t, GroupStatus *g)
                 if (!e->drain_group)
                         return -ENOMEM;
                 log_info_fields(LOG_FIELDS("rollout", e->rollout, "group", g->name), "Group %s: draining %zu nodes",
-                                g->name, g->n_nodes);
+                                g->name, live_nodes(g));
                 return STAY;
         }
         if (!e->drain_done)
@@ -269,7 +337,7 @@ static int step_gate(Tick *t, GroupStatus *g)
                 after_gate(t, g);
                 return ADVANCE;
         }
-        if (t->now - g->since < t->spec->gate_timeout) {
+        if (elapsed_since(t, g->since) < t->spec->gate_timeout) {
                 /* Record what blocks, once it changes, so `meshroll status` says why it waits. */
                 _cleanup_free_ char *m = NULL;
                 if (asprintf(&m, "waiting for connections to go: %s", res.first_blocker) < 0)
@@ -317,7 +385,9 @@ static int nodes_in(const ZtunnelInfo *z, const GroupStatus *g, const char *hash
         *ret_lagging = NULL;
         for (char **node = g->nodes; *node; node++) {
                 ZtunnelNodeState s = ztunnel_node_state(z, *node, hash);
-                if (s == ZTUNNEL_NODE_READY || (!ready && s == ZTUNNEL_NODE_STARTING))
+                if (group_node_deleted(g, *node))
+                        n++;
+                else if (s == ZTUNNEL_NODE_READY || (!ready && s == ZTUNNEL_NODE_STARTING))
                         n++;
                 else if (!*ret_lagging)
                         *ret_lagging = *node;
@@ -360,8 +430,10 @@ static int step_replace(Tick *t, GroupStatus *g)
                                 "Group %s: replacing ztunnel on %d nodes", g->name, r);
                 return STAY; /* next tick sees the replacements */
         }
-        if (nodes_in(z, g, t->status->target.hash, false, &lagging) < (int)g->n_nodes)
-                return STAY;
+        if (nodes_in(z, g, t->status->target.hash, false, &lagging) < (int)g->n_nodes) {
+                r = check_deleted(t, g, lagging);
+                return r < 0 ? r : r > 0 ? ADVANCE : STAY;
+        }
         group_set_state(g, GROUP_VERIFYING, t->now);
         return ADVANCE;
 }
@@ -380,13 +452,13 @@ static int wait_ready(Tick *t, GroupStatus *g, const ZtunnelInfo *z, const char 
                         g->ready_since = 0;
                         *changed = true;
                 }
-                return t->now - g->since > timeout ? -ETIMEDOUT : 0;
+                return elapsed_since(t, g->since) > timeout ? -ETIMEDOUT : 0;
         }
         if (!g->ready_since) {
                 g->ready_since = t->now;
                 *changed = true;
         }
-        return t->now - g->ready_since >= min_ready ? 1 : 0;
+        return elapsed_since(t, g->ready_since) >= min_ready ? 1 : 0;
 }
 
 static int step_verify(Tick *t, GroupStatus *g)
@@ -400,6 +472,11 @@ static int step_verify(Tick *t, GroupStatus *g)
                 return r;
         r = wait_ready(t, g, z, t->status->target.hash, t->spec->min_ready, t->spec->readiness_timeout, &changed,
                        &lagging);
+        if (r <= 0 && lagging) {
+                int d = check_deleted(t, g, lagging);
+                if (d != 0)
+                        return d < 0 ? d : ADVANCE;
+        }
         if (r == -ETIMEDOUT) {
                 log_warning_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name),
                                    "Group %s: ztunnel on %s not Ready in time; rolling the group back", g->name,
@@ -422,6 +499,8 @@ static int uncordon_all(Tick *t, GroupStatus *g)
 {
         int r;
         for (char **n = g->nodes; *n; n++) {
+                if (group_node_deleted(g, *n))
+                        continue;
                 if ((r = fence(t->e)) < 0)
                         return r;
                 r = node_uncordon_and_unmark(t->e->client, *n, t->e->rollout, &t->err);
@@ -466,7 +545,7 @@ static int step_soak(Tick *t, GroupStatus *g)
         }
         if (r < 0)
                 return r;
-        if (r == 0 || t->now - g->since < t->spec->soak)
+        if (r == 0 || elapsed_since(t, g->since) < t->spec->soak)
                 return changed ? ADVANCE : STAY;
         log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name), "Group %s: done", g->name);
         group_set_state(g, GROUP_DONE, t->now);
@@ -516,6 +595,11 @@ static int step_rollback(Tick *t, GroupStatus *g)
                         return r < 0 ? r : STAY;
                 r = wait_ready(t, g, z, t->status->previous.hash, 0, t->spec->readiness_timeout * 2, &changed,
                                &lagging);
+                if (r <= 0 && lagging) {
+                        int d = check_deleted(t, g, lagging);
+                        if (d != 0)
+                                return d < 0 ? d : ADVANCE;
+                }
                 if (r == -ETIMEDOUT) {
                         if (rollout_status_set_phase(t->status, ROLLOUT_FAILED, "RollbackFailed",
                                                      "group %s: the previous ztunnel did not become Ready on %s",
@@ -673,6 +757,7 @@ static void phase_ctx(Tick *t, PhaseCtx *ctx)
                 .err = &t->err,
                 .clock = t->e->opts.clock,
                 .component = t->e->opts.component,
+                .adopted = t->e->adopted,
                 .fence_cb = fence_cb,
                 .userdata = t->e,
         };
@@ -962,11 +1047,30 @@ static int pause_spec(Engine *e)
         return r;
 }
 
+/*
+ * A Paused status with spec.paused false means an operator resumed — unless
+ * the engine paused itself (any reason but "Paused", which is spec.paused's
+ * own) and stopped before its second write, spec.paused=true. The
+ * difference is the generation: setting or clearing spec.paused bumps it,
+ * so a spec still at the generation the Paused status was written for
+ * never saw either write.
+ */
+static bool pause_unfinished(json_object *obj, const RolloutStatus *s)
+{
+        int64_t generation = 0;
+        if (streq_ptr(s->reason, "Paused") || mr_json_get_int(&generation, obj, "metadata", "generation", NULL) < 0)
+                return false;
+        return generation > 0 && generation == s->observed_generation;
+}
+
 /* ---- events ------------------------------------------------------------------------- */
 
 static void emit(Engine *e, const KubeEventRef *ref, const char *type, const char *reason, const char *message)
 {
-        /* Fire and forget: an Event is a report, not state; a lost one is not worth a tick's delay. */
+        /* Fire and forget: an Event is a report, not state; a lost one is not worth a tick's delay.
+         * Still a write: a coordinator that lost its lease stays silent (fencing). */
+        if (fence(e) < 0)
+                return;
         (void)kube_event_emit_async(e->client, ref, type, reason, message, e->opts.component, e->opts.clock, NULL, NULL);
 }
 
@@ -1023,6 +1127,8 @@ static void emit_changes(Engine *e, json_object *obj, RolloutPhase old_phase, co
                          group_state_to_string(g->state));
                 for (char **n = g->nodes; *n; n++) {
                         KubeEventRef node = { .api_version = "v1", .kind = "Node", .name = *n };
+                        if (group_node_deleted(g, *n))
+                                continue;
                         emit(e, &node, bad ? KUBE_EVENT_WARNING : KUBE_EVENT_NORMAL, nr, msg);
                 }
         }
@@ -1146,6 +1252,13 @@ static int tick(Engine *e)
                                             ? -ENOMEM
                                             : ADVANCE;
                         }
+                } else if (status->phase == ROLLOUT_PAUSED && pause_unfinished(obj, status)) {
+                        /* The engine paused itself and was stopped before spec.paused was set: set it now. */
+                        log_info_fields(LOG_FIELDS("rollout", e->rollout), "Rollout %s: paused (%s); setting "
+                                        "spec.paused, which the previous coordinator did not", e->rollout,
+                                        strna(status->reason));
+                        (void)pause_spec(e);
+                        r = STAY;
                 } else if (status->phase == ROLLOUT_PAUSED) {
                         /* Resumed: restart the clocks of waits that timed out, then carry on. */
                         int cur = rollout_status_current(status), cp = rollout_status_current_phase(status);
@@ -1243,6 +1356,7 @@ int engine_new(sd_event *ev, KubeClient *client, const EngineOptions *o, Engine 
                 return r;
         (void)sd_event_source_set_enabled(e->timer, SD_EVENT_OFF);
         e->active = o->elector == NULL;
+        e->adopted = now_wall(e);
         schedule(e, 0);
         *ret = TAKE_PTR(e);
         return 0;
@@ -1259,6 +1373,8 @@ void engine_set_active(Engine *e, bool active)
         if (e->active == active)
                 return;
         e->active = active;
+        if (active)
+                e->adopted = now_wall(e);
         if (!active) {
                 drain_stop(e);
                 (void)sd_event_source_set_enabled(e->timer, SD_EVENT_OFF);

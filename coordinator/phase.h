@@ -108,11 +108,26 @@ typedef struct PhaseCtx {
         MrError *err;              /* set it when returning an error */
         const MrClock *clock;
         const char *component;     /* Events' source component */
+        usec_t adopted;            /* when this coordinator took the Rollout over: see phase_elapsed() */
 
         /* private to the engine */
         int (*fence_cb)(void *userdata);
         void *userdata;
 } PhaseCtx;
+
+/*
+ * Time spent since `since` (a time recorded in the status, possibly by
+ * another coordinator with another clock), measured from no earlier than
+ * the moment this coordinator took the Rollout over. Use it for every
+ * timeout, soak and pause: clock skew between coordinators can then only
+ * lengthen a wait, never cut it short (a successor 90 s ahead must not see
+ * a drain "time out" the moment it takes over).
+ */
+static inline usec_t phase_elapsed(const PhaseCtx *ctx, usec_t since)
+{
+        usec_t base = since > ctx->adopted ? since : ctx->adopted;
+        return ctx->now > base ? ctx->now - base : 0;
+}
 
 /* 0 when this coordinator may write; -MR_ELOSTLEASE otherwise. Call before every write. */
 int phase_fence(const PhaseCtx *ctx);

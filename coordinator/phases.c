@@ -77,6 +77,8 @@ void phase_event(const PhaseCtx *ctx, const KubeEventRef *ref, const char *type,
         char msg[KUBE_EVENT_MESSAGE_MAX];
         va_list ap;
 
+        if (phase_fence(ctx) < 0)
+                return; /* a coordinator that lost its lease writes nothing, Events included */
         va_start(ap, fmt);
         (void)vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);

@@ -117,6 +117,7 @@ static int read_group(json_object *o, size_t index, GroupStatus *g, MrError *err
         if ((r = read_str(o, "name", &g->name)) < 0 || (r = read_str(o, "message", &g->message)) < 0 ||
             (r = read_strv(o, "nodes", path, &g->nodes, &g->n_nodes, err)) < 0 ||
             (r = read_strv(o, "operatorCordoned", path, &g->operator_cordoned, NULL, err)) < 0 ||
+            (r = read_strv(o, "deletedNodes", path, &g->deleted_nodes, NULL, err)) < 0 ||
             (r = read_time(o, "since", path, &g->since, err)) < 0 ||
             (r = read_time(o, "startedAt", path, &g->started_at, err)) < 0 ||
             (r = read_time(o, "finishedAt", path, &g->finished_at, err)) < 0 ||
@@ -142,6 +143,7 @@ static void group_clear(GroupStatus *g)
         free(g->name);
         strv_free(g->nodes);
         strv_free(g->operator_cordoned);
+        strv_free(g->deleted_nodes);
         free(g->message);
 }
 
@@ -295,9 +297,16 @@ static json_object *revision_json(const Revision *r)
 static json_object *group_json(const GroupStatus *g)
 {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
-        json_object *nodes = strv_json(g->nodes), *cordoned = strv_json(g->operator_cordoned);
+        json_object *nodes = strv_json(g->nodes), *cordoned = strv_json(g->operator_cordoned),
+                    *deleted = strv_json(g->deleted_nodes);
 
-        if (!o || !nodes || !cordoned) {
+        if (!o || !nodes || !cordoned || !deleted) {
+                json_object_put(nodes);
+                json_object_put(cordoned);
+                json_object_put(deleted);
+                return NULL;
+        }
+        if (put(o, "deletedNodes", deleted) < 0) {
                 json_object_put(nodes);
                 json_object_put(cordoned);
                 return NULL;
@@ -469,6 +478,14 @@ int rollout_status_current(const RolloutStatus *s)
                 if (!group_state_finished(s->groups[i].state))
                         return (int)i;
         return -1;
+}
+
+bool group_node_deleted(const GroupStatus *g, const char *node)
+{
+        for (char **i = g->deleted_nodes; i && *i; i++)
+                if (streq(*i, node))
+                        return true;
+        return false;
 }
 
 GroupStatus *rollout_status_group(RolloutStatus *s, const char *name)

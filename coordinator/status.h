@@ -64,6 +64,7 @@ typedef struct GroupStatus {
         usec_t since;              /* when state began; 0 unknown */
         usec_t started_at, finished_at;
         char **operator_cordoned;  /* NULL-terminated, may be NULL */
+        char **deleted_nodes;      /* nodes of the group deleted during the rollout (skipped from then on); may be NULL */
         int64_t connections;       /* at the gate; -1 unknown */
         usec_t ready_since;        /* Verifying / RollingBack: all nodes first seen Ready; 0 not yet */
         unsigned rollback_step;    /* RollingBack: 0 template→previous, 1 replace, 2 template→target, 3 uncordon */
@@ -116,6 +117,9 @@ int rollout_status_to_json(const RolloutStatus *s, json_object *old_conditions, 
 int rollout_status_current(const RolloutStatus *s);
 /* Finds a group by name, or NULL. */
 GroupStatus *rollout_status_group(RolloutStatus *s, const char *name);
+
+/* Whether node was deleted during the rollout (in g->deleted_nodes). */
+bool group_node_deleted(const GroupStatus *g, const char *node);
 
 /* Sets a group's state, stamping since (and startedAt/finishedAt as they apply); clears its message. */
 void group_set_state(GroupStatus *g, GroupState state, usec_t now);
