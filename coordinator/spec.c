@@ -107,13 +107,14 @@ static int read_groups(RolloutSpec *s, json_object *spec, MrError *err)
             (r = spec_get_string_list(g, "order", "spec.groups", &s->order, err)) < 0)
                 return r;
 
-        if (json_object_object_get_ex(g, "size", NULL)) {
+        /* A null value is absent, as for every other field (spec_get_* skip it). */
+        if (mr_json_get(g, "size", NULL)) {
                 modes++;
                 s->mode = GROUPING_SIZE;
                 if ((r = spec_get_uint(g, "size", "spec.groups", 1, 100000, &s->size, err)) < 0)
                         return r;
         }
-        if (json_object_object_get_ex(g, "percent", NULL)) {
+        if (mr_json_get(g, "percent", NULL)) {
                 modes++;
                 s->mode = GROUPING_PERCENT;
                 if ((r = spec_get_uint(g, "percent", "spec.groups", 1, 100, &s->percent, err)) < 0)

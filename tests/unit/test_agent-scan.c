@@ -333,9 +333,10 @@ static void test_tracker_growth(void **state)
  * Established sockets with local port `port`, as `ss -Htn state established
  * sport = :PORT` lists them; -1 when ss is not installed.
  */
-static int count_ss_established_in(const char *netns, uint16_t port)
+/* Established sockets with local port `port` (and, with src, that local address) as ss(8) lists them. */
+static int count_ss_established_in(const char *netns, const char *src, uint16_t port)
 {
-        char filter[64], buf[65536], net_arg[96];
+        char filter[96], buf[65536], net_arg[96];
         int fds[2], n = 0;
         size_t len = 0;
         pid_t pid;
@@ -345,7 +346,10 @@ static int count_ss_established_in(const char *netns, uint16_t port)
                 return -1;
         if (netns && access("/usr/bin/nsenter", X_OK) < 0)
                 return -1;
-        snprintf(filter, sizeof(filter), "sport = :%u", port);
+        if (src)
+                snprintf(filter, sizeof(filter), "src %s:%u", src, port);
+        else
+                snprintf(filter, sizeof(filter), "sport = :%u", port);
         snprintf(net_arg, sizeof(net_arg), "--net=%s", netns ? netns : "");
         char *argv_host[] = { "ss", "-Htn", "state", "established", filter, NULL };
         char *argv_ns[] = { "nsenter", net_arg, "ss", "-Htn", "state", "established", filter, NULL };
@@ -369,9 +373,9 @@ static int count_ss_established_in(const char *netns, uint16_t port)
         return n;
 }
 
-static int count_ss_established(uint16_t port)
+static int count_ss_established(const char *src, uint16_t port)
 {
-        return count_ss_established_in(NULL, port);
+        return count_ss_established_in(NULL, src, port);
 }
 
 /*
@@ -389,8 +393,13 @@ static void test_real_loopback_sockets(void **state)
         assert_int_equal(symlink(target, live), 0);
         live[strlen(live) - 2] = 0;
 
+        /*
+         * Addresses of this test's own (127.0.0.77 serves, 127.0.0.78 connects), so sockets of other
+         * programs on this host's loopback — tests running in parallel — can never match its filters.
+         */
         int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f00004d) };
+        struct sockaddr_in ca = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f00004e) };
         socklen_t sl = sizeof(sa);
         assert_true(lfd >= 0);
         assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -400,6 +409,7 @@ static void test_real_loopback_sockets(void **state)
         int clients[7], servers[7];
         for (int i = 0; i < 7; i++) {
                 clients[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                assert_int_equal(bind(clients[i], (struct sockaddr *)&ca, sizeof(ca)), 0);
                 assert_int_equal(connect(clients[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
                 servers[i] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
                 assert_true(servers[i] >= 0);
@@ -413,7 +423,7 @@ static void test_real_loopback_sockets(void **state)
         o.n_app_ports = 1;
         o.outbound_port = ntohs(sa.sin_port);
         o.hbone_port = 0;
-        assert_int_equal(scan_options_set_local_addr(&o, "127.0.0.1"), 0);
+        assert_int_equal(scan_options_set_local_addr(&o, "127.0.0.77"), 0);
         assert_int_equal(track_new(0, &t), 0);
 
         _cleanup_(scan_result_freep) ScanResult *r = NULL;
@@ -443,7 +453,7 @@ static void test_real_loopback_sockets(void **state)
         }
 
         /* And what ss(8) says about the same sockets (iproute2, when installed). */
-        int ss = count_ss_established(ntohs(sa.sin_port));
+        int ss = count_ss_established("127.0.0.77", ntohs(sa.sin_port));
         if (ss >= 0)
                 assert_int_equal(ss, 7);
 
@@ -554,7 +564,7 @@ static void test_network_namespace(void **state)
 
         /* And ss(8), run inside the namespace, agrees. */
         snprintf(target, sizeof(target), "/proc/%d/ns/net", (int)child);
-        int ss = count_ss_established_in(target, 15001);
+        int ss = count_ss_established_in(target, NULL, 15001);
         if (ss >= 0)
                 assert_int_equal(ss, 5);
 

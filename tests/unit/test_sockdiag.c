@@ -26,7 +26,7 @@
 #include "meshroll/sockdiag.h"
 
 typedef struct Collected {
-        ProcNetSocket s[32];
+        ProcNetSocket s[4096];
         size_t n;
 } Collected;
 
@@ -54,7 +54,7 @@ static size_t read_data(const char *name, uint8_t *buf, size_t size)
 static size_t count_where(const Collected *c, uint8_t state, uint16_t local_port, uint16_t remote_port)
 {
         size_t n = 0;
-        for (size_t i = 0; i < c->n; i++)
+        for (size_t i = 0; i < MIN(c->n, ELEMENTSOF(c->s)); i++)
                 n += c->s[i].state == state && (!local_port || c->s[i].local_port == local_port) &&
                      (!remote_port || c->s[i].remote_port == remote_port);
         return n;
