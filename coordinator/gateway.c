@@ -209,7 +209,7 @@ static usec_t stage_elapsed(PhaseCtx *ctx, PhaseStatus *ps)
         int64_t since = 0;
         (void)mr_json_get_int(&since, ps->detail, "stageSince", NULL);
         usec_t start = MAX((usec_t)since, ps->since);
-        return ctx->now > start ? ctx->now - start : 0;
+        return phase_elapsed(ctx, start);
 }
 
 static int set_msg(PhaseStatus *ps, bool *changed, const char *fmt, ...) _printf_(3, 4);
@@ -518,7 +518,7 @@ static int gateway_step(PhaseCtx *ctx, const void *spec, PhaseStatus *ps)
                 }
                 if (r < 0)
                         return r;
-                if (r == 0 || ctx->now - (usec_t)since < s->soak) {
+                if (r == 0 || phase_elapsed(ctx, (usec_t)since) < s->soak) {
                         if ((r = set_msg(ps, &changed, "soaking (%s) with Service %s/%s on %s=%s",
                                          mr_duration_format(s->soak, buf, sizeof(buf)), s->service_namespace,
                                          s->service_name, s->selector_key, s->to)) < 0)

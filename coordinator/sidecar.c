@@ -870,7 +870,7 @@ static int drive_namespace(PhaseCtx *ctx, const SidecarSpec *s, PhaseStatus *ps,
                 if (bad && !d->failure) {
                         /* Rolled out, but on the wrong revision: waiting will not fix it. */
                         d->failure = TAKE_PTR(bad);
-                } else if (ctx->now > start && ctx->now - start > s->restart_timeout && !d->failure) {
+                } else if (phase_elapsed(ctx, start) > s->restart_timeout && !d->failure) {
                         char buf[32];
                         if (asprintf(&d->failure, "Deployment %s/%s did not roll out within %s: %s", ns, name,
                                      mr_duration_format(s->restart_timeout, buf, sizeof(buf)),
@@ -1079,7 +1079,7 @@ static int step_progress(PhaseCtx *ctx, const SidecarSpec *s, PhaseStatus *ps)
                 }
                 if (r < 0)
                         return r;
-                if (r == 0 || ctx->now - since < s->soak) {
+                if (r == 0 || phase_elapsed(ctx, since) < s->soak) {
                         char buf[32];
                         if ((r = phase_message(ps, &changed, "batch %lld/%lld: soaking (%s)", (long long)batch + 1,
                                                (long long)nb, mr_duration_format(s->soak, buf, sizeof(buf)))) < 0)

@@ -557,7 +557,7 @@ static int set_stage(PhaseCtx *ctx, PhaseStatus *ps, const char *stage)
 static bool timed_out(const PhaseCtx *ctx, PhaseStatus *ps, usec_t timeout)
 {
         usec_t start = MAX((usec_t)rec_int(ps, "stageStart", 0), ps->since);
-        return ctx->now >= start + timeout;
+        return phase_elapsed(ctx, start) >= timeout;
 }
 
 static int begin_rollback(PhaseCtx *ctx, PhaseStatus *ps, const char *reason)
@@ -658,11 +658,11 @@ static int checkpoint(PhaseCtx *ctx, const TrafficSpec *s, PhaseStatus *ps, usec
         }
         if (r < 0)
                 return r;
-        if (r > 0 && ctx->now >= start + pause) {
+        if (r > 0 && phase_elapsed(ctx, start) >= pause) {
                 *ret_done = true;
                 return PHASE_ADVANCE;
         }
-        if (ctx->now >= start + pause + s->timeout)
+        if (phase_elapsed(ctx, start) >= pause + s->timeout)
                 return begin_rollback(ctx, ps, "the metric gates gave no verdict within the timeout");
         return changed ? PHASE_ADVANCE : PHASE_STAY;
 }
