@@ -1026,7 +1026,8 @@ static int clear_annotation(Engine *e, const char *key)
  * The engine paused the rollout itself (a timeout, a rollback): record it in
  * spec.paused too, so that resuming is always the operator's `meshroll
  * resume` (spec.paused → false). Written after the status, which carries the
- * reason; a crash in between means the step is tried again and pauses again.
+ * reason; a successor finding the status written and this not (a crash in
+ * between) writes it then (pause_unfinished), rather than resuming.
  */
 static int pause_spec(Engine *e)
 {

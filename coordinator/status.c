@@ -216,8 +216,8 @@ int rollout_status_from_json(json_object *status, RolloutStatus **ret, MrError *
                 if (!json_object_is_type(groups, json_type_array))
                         return mr_error_set(err, MR_EPARSE, "status.groups: expected a list");
                 size_t n = json_object_array_length(groups);
-                s->groups = calloc(n ? n : 1, sizeof(GroupStatus));
-                if (!s->groups)
+                s->groups = n ? calloc(n, sizeof(GroupStatus)) : NULL;
+                if (n && !s->groups)
                         return -ENOMEM;
                 for (size_t i = 0; i < n; i++) {
                         r = read_group(json_object_array_get_idx(groups, i), i, &s->groups[i], err);

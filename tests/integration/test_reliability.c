@@ -26,10 +26,10 @@
  *   agent-faults agents killed or frozen around the gate (which must not
  *                pass on a report that is missing, stale or predates the
  *                drain), garbage /proc files;
- * and three known failures, registered should_fail (docs/reliability.md):
- *   skew-takeover a new leader 90 s ahead times out the step it takes over;
- *   node-deleted  a node deleted mid-group leaves it in Replacing for ever;
- *   pause-gap     a kill between the engine's two pause writes loses the pause.
+ * and three that began as known failures (docs/reliability.md), fixed since:
+ *   skew-takeover a new leader 90 s ahead must not time out the step it takes over;
+ *   node-deleted  a node deleted mid-group must not hold the group for ever;
+ *   pause-gap     a kill between the engine's two pause writes must not lose the pause.
  *
  * Invariants checked after every run (check_outcome): the rollout is
  * Completed; every ztunnel pod is Ready on the target revision, one per
@@ -103,6 +103,12 @@ typedef struct Env {
         KubeClient *client;
 } Env;
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        (void)remove(path);
+        return 0;
+}
+
 /* Every child started, so a failed test (cmocka longjmps out of it) leaves none running. */
 static pid_t children[256];
 static size_t n_children;
@@ -119,24 +125,6 @@ static int kill_children(void **state)
         return 0;
 }
 
-/* The directory of the running case, removed by the teardown of the known failures. */
-static char live_dir[64];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)remove(path);
-        return 0;
-}
-
-/* Known failures fail every run: keep no logs from them (MESHROLL_KEEP_TEST_DIRS keeps them). */
-static int kill_children_and_clean(void **state)
-{
-        (void)kill_children(state);
-        if (live_dir[0] && !getenv("MESHROLL_KEEP_TEST_DIRS"))
-                (void)nftw(live_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-        live_dir[0] = 0;
-        return 0;
-}
 
 static pid_t spawn(const char *log_path, char *const argv[], char *const extra_env[])
 {
@@ -250,7 +238,6 @@ static void env_start(Env *e, const char *scenario_extra, const char *rollout)
         *e = (Env){};
         snprintf(e->dir, sizeof(e->dir), "/tmp/meshroll-rel-XXXXXX");
         assert_non_null(mkdtemp(e->dir));
-        snprintf(live_dir, sizeof(live_dir), "%s", e->dir);
         snprintf(e->audit, sizeof(e->audit), "%s/audit.jsonl", e->dir);
         snprintf(path, sizeof(path), "%s/scenario.yaml", e->dir);
         _cleanup_free_ char *scenario = NULL;
@@ -304,20 +291,10 @@ static void env_stop(Env *e)
                 (void)nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/*
- * LSAN_OPTIONS for every meshroll child: LeakSanitizer (ASan builds) reports
- * a 96-byte leak in every coordinator run — the status' group array
- * allocated by rollout_status_from_json (coordinator/status.c) from
- * engine.c's tick, never freed; KNOWN, docs/reliability.md. That one frame
- * is suppressed, nothing else; drop this once status.c is fixed.
- */
+/* LSAN_OPTIONS for every meshroll child: the test's own, with no suppression (the children must not leak). */
 static void lsan_env(Env *e, char *buf, size_t size)
 {
-        char supp[128];
-        snprintf(supp, sizeof(supp), "%s/lsan.supp", e->dir);
-        write_file(supp, "leak:rollout_status_from_json\n");
-        snprintf(buf, size, "LSAN_OPTIONS=%s%ssuppressions=%s", strempty(getenv("LSAN_OPTIONS")),
-                 getenv("LSAN_OPTIONS") ? ":" : "", supp);
+        snprintf(buf, size, "LSAN_OPTIONS=%s", strempty(getenv("LSAN_OPTIONS")));
 }
 
 /* `meshroll run -f rollout.yaml` as identity id (logs to DIR/<id>.log), without leader election. */
@@ -1019,11 +996,9 @@ static void test_split_brain_three(void **state)
 }
 
 /*
- * KNOWN FAILURE (registered should_fail, docs/reliability.md): a new leader
- * whose clock runs 90 s ahead judges the current step's timeouts from the
- * `since` the old leader wrote with its own clock (engine.c: drain, gate,
- * readiness and soak measure t->now - g->since), so a drain in progress
- * "times out after 1us" and the rollout pauses (DrainTimeout) on takeover.
+ * A new leader whose clock runs 90 s ahead must not judge the current
+ * step's timeouts from the `since` the old leader wrote with its own clock
+ * (it once did: a drain in progress "timed out after 1us" on takeover).
  */
 static void test_skewed_takeover(void **state)
 {
@@ -1140,14 +1115,11 @@ static void test_crash_anywhere_in_a_rollback(void **state)
 }
 
 /*
- * KNOWN FAILURE (suite pause-gap, registered should_fail): the engine
- * pauses itself in two writes — the status (phase Paused, reason) and then
- * spec.paused: true (engine.c pause_spec, whose comment expects a crash in
- * between to make the step pause again). A successor started after a kill
- * between the two finds status Paused with spec.paused false, which its
- * tick reads as an operator's resume: the pause that only an operator may
- * lift is gone (spec.paused stays false; the rollout may carry on past a
- * rolled-back group).
+ * The engine pauses itself in two writes — the status (phase Paused,
+ * reason) and then spec.paused: true. A successor started after a kill
+ * between the two must finish the pause, not read status Paused with
+ * spec.paused false as an operator's resume (it once did, and carried on
+ * past a rolled-back group).
  */
 static void test_kill_between_pause_writes(void **state)
 {
@@ -1363,10 +1335,8 @@ static void test_agent_frozen_clock_ahead(void **state)
  * autoscaler or an operator removes it): the rollout must still complete
  * on the remaining nodes, or pause naming the node; never leave the
  * group's other nodes cordoned behind a completed rollout.
- *
- * KNOWN FAILURE (suite node-deleted, registered should_fail): the engine
- * stays in Replacing for ever, waiting for a target-revision ztunnel pod
- * on the deleted node, with no timeout and no message naming the node.
+ * (The engine once waited in Replacing for ever for a ztunnel pod on the
+ * deleted node.)
  */
 static void test_node_deleted_mid_group(void **state)
 {
@@ -1506,14 +1476,14 @@ int main(int argc, char **argv)
                 cmocka_unit_test_teardown(test_crash_anywhere_in_a_rollback, kill_children),
         };
         static const struct CMUnitTest pause_gap[] = {
-                cmocka_unit_test_teardown(test_kill_between_pause_writes, kill_children_and_clean),
+                cmocka_unit_test_teardown(test_kill_between_pause_writes, kill_children),
         };
         static const struct CMUnitTest split[] = {
                 cmocka_unit_test_teardown(test_split_brain_two, kill_children),
                 cmocka_unit_test_teardown(test_split_brain_three, kill_children),
         };
         static const struct CMUnitTest skew[] = {
-                cmocka_unit_test_teardown(test_skewed_takeover, kill_children_and_clean),
+                cmocka_unit_test_teardown(test_skewed_takeover, kill_children),
         };
         static const struct CMUnitTest api[] = {
                 cmocka_unit_test_teardown(test_api_faults, kill_children),
@@ -1525,7 +1495,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test_teardown(test_agent_frozen_clock_ahead, kill_children),
         };
         static const struct CMUnitTest node_deleted[] = {
-                cmocka_unit_test_teardown(test_node_deleted_mid_group, kill_children_and_clean),
+                cmocka_unit_test_teardown(test_node_deleted_mid_group, kill_children),
         };
 
         if (argc != 6) {
