@@ -33,6 +33,28 @@
 
 enum { STAY = 0, ADVANCE = 1 };
 
+typedef enum WakeKind {
+        WAKE_PODS,
+        WAKE_ROLLOUT,
+        WAKE_LEASES,
+        _WAKE_MAX,
+} WakeKind;
+
+typedef struct WakeWatch {
+        struct Engine *e;
+        KubeWatch *watch;
+        char *ns;             /* the namespace watched (pods, leases) */
+        const char *prefix;   /* only objects whose name starts so wake the engine, or NULL */
+        bool synced;          /* past the initial list: events are changes */
+        char *seen;           /* WAKE_ROLLOUT: generation and annotations last seen (its status writes are ours) */
+} WakeWatch;
+
+/* A burst of watch events (a group's pods changing together) makes one tick. */
+#define WAKE_DEBOUNCE (20 * USEC_PER_MSEC)
+/* With every waker synced, the ztunnel phase polls this many ticks apart (bounded). */
+#define WAKE_POLL_FACTOR 5
+#define WAKE_POLL_MAX (10 * USEC_PER_SEC)
+
 struct Engine {
         EngineOptions opts;
         char *rollout;
@@ -51,6 +73,20 @@ struct Engine {
         char *drain_message;
 
         char *last_error; /* to log a repeating failure once */
+
+        /*
+         * Wake-ups. Watches on what the ztunnel phase waits for — the pods
+         * of ztunnel's namespace, the Rollout itself (an operator's pause,
+         * resume, rollback), the agents' Leases (the gate) — tick the
+         * engine soon after a change instead of at the next poll; a step
+         * that waits for a time (a soak, minReadySeconds, a timeout) sets
+         * `wake`. With both, the poll itself can be rare (wake_fallback).
+         */
+        WakeWatch wakers[_WAKE_MAX];
+        usec_t wake;          /* during a tick: look again within this long (USEC_INFINITY: no deadline) */
+        bool ztunnel_current; /* the last tick stepped the ztunnel phase */
+        bool wake_pods;       /* the current group waits for ztunnel pods (replacing, verifying, rolling back) */
+        bool wake_leases;     /* the current group waits for its agents (gating) */
 };
 
 static usec_t now_wall(Engine *e)
@@ -66,6 +102,127 @@ static void schedule(Engine *e, usec_t delay)
         (void)sd_event_now(e->event, CLOCK_MONOTONIC, &now);
         (void)sd_event_source_set_time(e->timer, now + delay);
         (void)sd_event_source_set_enabled(e->timer, SD_EVENT_ONESHOT);
+}
+
+/* ---- wake-ups ------------------------------------------------------------------------ */
+
+/* Tick within WAKE_DEBOUNCE unless a tick is due sooner. */
+static void wake_soon(Engine *e)
+{
+        uint64_t now, next;
+        int enabled = SD_EVENT_OFF;
+
+        if (!e->active || e->finished)
+                return;
+        (void)sd_event_now(e->event, CLOCK_MONOTONIC, &now);
+        (void)sd_event_source_get_enabled(e->timer, &enabled);
+        if (enabled != SD_EVENT_OFF && sd_event_source_get_time(e->timer, &next) >= 0 && next <= now + WAKE_DEBOUNCE)
+                return;
+        (void)sd_event_source_set_time(e->timer, now + WAKE_DEBOUNCE);
+        (void)sd_event_source_set_enabled(e->timer, SD_EVENT_ONESHOT);
+}
+
+/* Whether a change of object is one the engine waits for now. */
+static bool wanted(WakeWatch *ww, json_object *object)
+{
+        Engine *e = ww->e;
+
+        if (ww == &e->wakers[WAKE_PODS])
+                return e->wake_pods;
+        if (ww == &e->wakers[WAKE_LEASES])
+                return e->wake_leases &&
+                       startswith(strempty(mr_json_get_str(object, "metadata", "name", NULL)), ww->prefix);
+        /* The Rollout: an operator's change (spec → generation, or a request annotation), not our status writes. */
+        int64_t generation = 0;
+        _cleanup_free_ char *seen = NULL;
+        (void)mr_json_get_int(&generation, object, "metadata", "generation", NULL);
+        json_object *ann = mr_json_get(object, "metadata", "annotations", NULL);
+        if (asprintf(&seen, "%lld %s", (long long)generation, ann ? json_object_to_json_string(ann) : "{}") < 0)
+                return true;
+        if (streq_ptr(seen, ww->seen))
+                return false;
+        free(ww->seen);
+        ww->seen = TAKE_PTR(seen);
+        return true;
+}
+
+static int on_wake_event(KubeWatch *w, KubeWatchEventType type, json_object *object, void *userdata)
+{
+        WakeWatch *ww = userdata;
+
+        switch (type) {
+        case KUBE_WATCH_RESET:
+                ww->synced = false;
+                break;
+        case KUBE_WATCH_SYNCED:
+                ww->synced = true;
+                break;
+        case KUBE_WATCH_ADDED:
+        case KUBE_WATCH_MODIFIED:
+        case KUBE_WATCH_DELETED:
+                if (!ww->synced || !wanted(ww, object))
+                        break;
+                wake_soon(ww->e);
+                break;
+        default:
+                break;
+        }
+        return 0;
+}
+
+static void wakers_stop(Engine *e)
+{
+        for (size_t i = 0; i < _WAKE_MAX; i++) {
+                WakeWatch *ww = &e->wakers[i];
+                ww->watch = kube_watch_stop(ww->watch);
+                free(ww->ns);
+                ww->ns = NULL;
+                free(ww->seen);
+                ww->seen = NULL;
+                ww->synced = false;
+        }
+}
+
+/* Starts (or, when its namespace changed, restarts) one waker. Best effort: polling covers a failure. */
+static void waker_ensure(Engine *e, WakeKind k, const KubeResource *res, const char *ns, const char *name,
+                         const char *prefix)
+{
+        WakeWatch *ww = &e->wakers[k];
+        KubeWatchOptions o = { .resource = res, .ns = ns, .name = name };
+
+        if (ww->watch && streq_ptr(ww->ns, ns))
+                return;
+        ww->watch = kube_watch_stop(ww->watch);
+        free(ww->ns);
+        ww->ns = ns ? strdup(ns) : NULL;
+        ww->e = e;
+        ww->prefix = prefix;
+        ww->synced = false;
+        if ((ns && !ww->ns) || kube_watch_start(e->client, &o, on_wake_event, NULL, ww, &ww->watch) < 0)
+                ww->watch = NULL;
+}
+
+static void wakers_ensure(Engine *e, const RolloutSpec *spec)
+{
+        if (!e->active || e->finished)
+                return;
+        waker_ensure(e, WAKE_PODS, &KUBE_PODS, spec->target_namespace, NULL, NULL);
+        waker_ensure(e, WAKE_ROLLOUT, &KUBE_ROLLOUTS, NULL, e->rollout, NULL);
+        waker_ensure(e, WAKE_LEASES, &KUBE_LEASES, spec->agent_namespace, NULL, "meshroll-agent-");
+}
+
+/* How long to wait before the next tick when nothing woke the engine. */
+static usec_t poll_interval(const Engine *e)
+{
+        bool synced = true;
+        for (size_t i = 0; i < _WAKE_MAX; i++)
+                synced = synced && e->wakers[i].watch && e->wakers[i].synced;
+        usec_t poll = e->opts.tick;
+        if (synced && e->ztunnel_current) {
+                usec_t rare = MIN(poll * WAKE_POLL_FACTOR, WAKE_POLL_MAX);
+                poll = MAX(poll, rare);
+        }
+        return e->wake < poll ? e->wake : poll;
 }
 
 /* 0 when this coordinator may write, -MR_ELOSTLEASE otherwise. */
@@ -145,6 +302,16 @@ static usec_t elapsed_since(const Tick *t, usec_t since)
 {
         usec_t base = MAX(since, t->e->adopted);
         return t->now > base ? t->now - base : 0;
+}
+
+/* The step waits until `duration` after `since` (a soak, minReadySeconds, a timeout): look again then. */
+static void wake_at_end(Tick *t, usec_t since, usec_t duration)
+{
+        usec_t el = elapsed_since(t, since);
+        usec_t left = duration > el ? duration - el : 0;
+        /* a little after the end, so the next tick is surely past it */
+        if (left + USEC_PER_MSEC < t->e->wake)
+                t->e->wake = left + USEC_PER_MSEC;
 }
 
 #define MAX_GROUP_NODES 4096
@@ -338,6 +505,7 @@ static int step_gate(Tick *t, GroupStatus *g)
                 return ADVANCE;
         }
         if (elapsed_since(t, g->since) < t->spec->gate_timeout) {
+                wake_at_end(t, g->since, t->spec->gate_timeout);
                 /* Record what blocks, once it changes, so `meshroll status` says why it waits. */
                 _cleanup_free_ char *m = NULL;
                 if (asprintf(&m, "waiting for connections to go: %s", res.first_blocker) < 0)
@@ -452,12 +620,14 @@ static int wait_ready(Tick *t, GroupStatus *g, const ZtunnelInfo *z, const char 
                         g->ready_since = 0;
                         *changed = true;
                 }
+                wake_at_end(t, g->since, timeout + USEC_PER_MSEC);
                 return elapsed_since(t, g->since) > timeout ? -ETIMEDOUT : 0;
         }
         if (!g->ready_since) {
                 g->ready_since = t->now;
                 *changed = true;
         }
+        wake_at_end(t, g->ready_since, min_ready);
         return elapsed_since(t, g->ready_since) >= min_ready ? 1 : 0;
 }
 
@@ -545,8 +715,12 @@ static int step_soak(Tick *t, GroupStatus *g)
         }
         if (r < 0)
                 return r;
-        if (r == 0 || elapsed_since(t, g->since) < t->spec->soak)
+        if (r == 0 || elapsed_since(t, g->since) < t->spec->soak) {
+                wake_at_end(t, g->since, t->spec->soak);
+                for (size_t i = 0; t->spec->gates[PHASE_ZTUNNEL] && i < t->spec->gates[PHASE_ZTUNNEL]->n_gates; i++)
+                        t->e->wake = MIN(t->e->wake, t->spec->gates[PHASE_ZTUNNEL]->gates[i].interval);
                 return changed ? ADVANCE : STAY;
+        }
         log_info_fields(LOG_FIELDS("rollout", t->e->rollout, "group", g->name), "Group %s: done", g->name);
         group_set_state(g, GROUP_DONE, t->now);
         return ADVANCE;
@@ -829,8 +1003,14 @@ static int step_phase(Tick *t, PhaseStatus *ps)
                         return ADVANCE;
                 }
         }
-        if (ps->kind == PHASE_ZTUNNEL)
+        t->e->ztunnel_current = ps->kind == PHASE_ZTUNNEL;
+        if (ps->kind == PHASE_ZTUNNEL) {
                 r = step_ztunnel(t, ps);
+                int cur = rollout_status_current(t->status);
+                GroupState gs = cur >= 0 ? t->status->groups[cur].state : GROUP_PENDING;
+                t->e->wake_pods = gs == GROUP_REPLACING || gs == GROUP_VERIFYING || gs == GROUP_ROLLING_BACK;
+                t->e->wake_leases = gs == GROUP_GATING;
+        }
         else {
                 const PhaseOps *ops = phase_ops(ps->kind);
                 if (!ops)
@@ -1169,6 +1349,7 @@ static void finish(Engine *e, RolloutPhase phase)
                 return;
         e->finished = true;
         drain_stop(e);
+        wakers_stop(e);
         if (e->opts.on_finished)
                 e->opts.on_finished(e, phase, e->opts.userdata);
 }
@@ -1195,6 +1376,8 @@ static int tick(Engine *e)
         _cleanup_(rollout_status_freep) RolloutStatus *status = NULL;
         _cleanup_free_ char *path = NULL, *clear_rollback = NULL, *clear_rollback_phase = NULL;
         Tick t = { .e = e, .now = now_wall(e) };
+        e->wake = USEC_INFINITY;
+        e->ztunnel_current = e->wake_pods = e->wake_leases = false;
         bool clear_abort = false;
         const char *rb = NULL, *rbp = NULL;
         KubeStatus st;
@@ -1241,6 +1424,7 @@ static int tick(Engine *e)
                 return r < 0 ? r : ADVANCE;
         }
         t.spec = spec;
+        wakers_ensure(e, spec);
 
         if (status->n_phases == 0)
                 r = start_rollout(&t);
@@ -1330,7 +1514,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 engine_set_active(e, false);
                 return 0;
         }
-        schedule(e, r == ADVANCE ? 0 : e->opts.tick);
+        schedule(e, r == ADVANCE ? 0 : poll_interval(e));
         return 0;
 }
 
@@ -1365,7 +1549,7 @@ int engine_new(sd_event *ev, KubeClient *client, const EngineOptions *o, Engine 
 
 void engine_kick(Engine *e)
 {
-        e->finished = false;
+        e->finished = false; /* the next tick starts the wakers again */
         schedule(e, 0);
 }
 
@@ -1378,6 +1562,7 @@ void engine_set_active(Engine *e, bool active)
                 e->adopted = now_wall(e);
         if (!active) {
                 drain_stop(e);
+                wakers_stop(e);
                 (void)sd_event_source_set_enabled(e->timer, SD_EVENT_OFF);
         } else
                 schedule(e, 0);
@@ -1388,6 +1573,7 @@ Engine *engine_free(Engine *e)
         if (!e)
                 return NULL;
         drain_stop(e);
+        wakers_stop(e);
         sd_event_source_disable_unref(e->timer);
         sd_event_unref(e->event);
         free(e->last_error);
