@@ -44,6 +44,7 @@ typedef struct Runner {
         bool tty;                    /* stdout is a terminal: redraw a table instead of lines */
         unsigned drawn;              /* lines of the table last drawn */
         sd_event_source *scan_timer; /* controller: looks for Rollouts */
+        uint64_t exit_deadline;      /* run: when to exit even if Events are still being sent (monotonic) */
         RolloutMetrics metrics;
         int exit_code;
 } Runner;
@@ -171,9 +172,15 @@ static void on_change(Engine *e, const RolloutStatus *s, void *userdata)
         fflush(stdout);
 }
 
+/* Exits once the last Events (sent without waiting) are out, or after EXIT_GRACE at most. */
 static int on_exit_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         Runner *r = userdata;
+        if (kube_client_has_pending_calls(r->client) && usec < r->exit_deadline)
+                return sd_event_source_set_time_relative(s, 10 * USEC_PER_MSEC) < 0 ||
+                                       sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) < 0
+                               ? sd_event_exit(r->event, r->exit_code)
+                               : 0;
         return sd_event_exit(r->event, r->exit_code);
 }
 
@@ -183,8 +190,11 @@ static void on_finished(Engine *e, RolloutPhase phase, void *userdata)
         if (r->scan_timer)
                 return; /* the controller keeps running */
         r->exit_code = phase == ROLLOUT_COMPLETED ? 0 : 1;
-        /* A second for the last Events, sent without waiting, to reach the API server. */
-        if (sd_event_add_time_relative(r->event, NULL, CLOCK_MONOTONIC, USEC_PER_SEC, 0, on_exit_timer, r) < 0)
+        /* Up to a second for the last Events, sent without waiting, to reach the API server. */
+        uint64_t now;
+        (void)sd_event_now(r->event, CLOCK_MONOTONIC, &now);
+        r->exit_deadline = now + USEC_PER_SEC;
+        if (sd_event_add_time_relative(r->event, NULL, CLOCK_MONOTONIC, 10 * USEC_PER_MSEC, 0, on_exit_timer, r) < 0)
                 (void)sd_event_exit(r->event, r->exit_code);
 }
 

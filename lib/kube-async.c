@@ -417,3 +417,8 @@ void kube_async_free_all(KubeClient *c)
         c->timer = sd_event_source_disable_unref(c->timer);
         c->event = sd_event_unref(c->event);
 }
+
+bool kube_client_has_pending_calls(const KubeClient *c)
+{
+        return c->calls != NULL;
+}

@@ -243,6 +243,9 @@ void kube_client_set_write_guard(KubeClient *c, kube_write_guard_t guard, void *
 
 /* ---- Event-loop use --------------------------------------------------- */
 
+/* Whether async calls (kube_request_async, Events sent without waiting) are still pending. */
+bool kube_client_has_pending_calls(const KubeClient *c);
+
 /*
  * Drives the client's transfers from e (a reference is taken and dropped by
  * kube_client_free). Required for kube_request_async and watches. May be
