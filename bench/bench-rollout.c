@@ -153,7 +153,30 @@ static int install_crd(KubeClient *c, const char *crd_path)
         return r == -EEXIST ? 0 : r;
 }
 
-/* Waits until every ztunnel pod and every app pod is Ready (bounded). */
+/* Whether every PodDisruptionBudget allows a disruption: the disruption controller has caught up. */
+static int pdbs_settled(KubeClient *c, bool *ret)
+{
+        _cleanup_(json_object_putp) json_object *items = NULL;
+        KubeStatus st;
+        int r = kube_list(c, &KUBE_PDBS, NULL, NULL, &items, NULL, &st);
+        if (r < 0)
+                return r;
+        *ret = true;
+        for (size_t i = 0; i < json_object_array_length(items); i++) {
+                int64_t allowed = 0;
+                (void)mr_json_get_int(&allowed, json_object_array_get_idx(items, i), "status", "disruptionsAllowed",
+                                      NULL);
+                *ret = *ret && allowed > 0;
+        }
+        return 0;
+}
+
+/*
+ * Waits until every pod (ztunnel, istiod, the apps) is Ready and every PDB
+ * allows a disruption (bounded): a settled cluster, as an operator starts
+ * an upgrade on — else the coordinator's preflight waits for it, and that
+ * wait is the cluster's, not the rollout's.
+ */
 static int wait_cluster_ready(KubeClient *c, const Options *o, usec_t timeout)
 {
         usec_t end = bp_now() + timeout;
@@ -176,7 +199,11 @@ static int wait_cluster_ready(KubeClient *c, const Options *o, usec_t timeout)
                                         ready++;
                         }
                 }
-                if (ready >= want)
+                bool settled = false;
+                /* every pod, the control plane's (istiod) too: preflight waits for the target istiod */
+                if (ready >= want && ready >= json_object_array_length(items) && (r = pdbs_settled(c, &settled)) < 0)
+                        return r;
+                if (settled)
                         return 0;
                 (void)usleep(200 * 1000);
         }

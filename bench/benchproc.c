@@ -65,7 +65,7 @@ static int rm_entry(const char *path, const struct stat *st, int type, struct FT
 
 void bp_rmdir(const char *dir)
 {
-        if (dir)
+        if (dir && !getenv("MESHROLL_KEEP_BENCH_DIRS"))
                 (void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
