@@ -430,10 +430,12 @@ static int exec_run(const KubeCredentials *k, const char *what, char **ret, size
         case COLLECT_EOF:
                 break;
         }
+        /* 127: the command was not found (a shell's verdict, or an exec that failed after the fork). */
+        if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                return mr_error_set(err, -MR_ECONFIG, "%s: cannot run: exit status 127 (command not found)%s%s", what,
+                                    x->install_hint ? "; " : "", strempty(x->install_hint));
         if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) != 0)
-                return mr_error_set(err, -MR_ECONFIG, "%s: exited with status %d%s%s", what, WEXITSTATUS(status),
-                                    WEXITSTATUS(status) == 127 && x->install_hint ? "; " : "",
-                                    WEXITSTATUS(status) == 127 ? strempty(x->install_hint) : "");
+                return mr_error_set(err, -MR_ECONFIG, "%s: exited with status %d", what, WEXITSTATUS(status));
         if (status >= 0 && WIFSIGNALED(status))
                 return mr_error_set(err, -MR_ECONFIG, "%s: killed by signal %s", what,
                                     strna(sigabbrev_np(WTERMSIG(status))));
