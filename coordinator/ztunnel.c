@@ -8,8 +8,12 @@
  * selector (the controller's constructHistory and getDaemonPods do the
  * same), keeping only objects whose *controller* ownerReference carries the
  * DaemonSet's uid — a selector can match a namesake's leftovers, an owner
- * uid cannot. Nothing is cached between calls: the engine re-inspects on
- * every step, so a new leader sees exactly what the old one left.
+ * uid cannot. Nothing is cached here between calls: the engine re-inspects
+ * on every step, so a new leader sees exactly what the old one left. The
+ * pods alone may come from a source the caller keeps up to date instead of
+ * the list (ztunnel_inspect_full; the engine's watch cache, podcache.h);
+ * the DaemonSet and its revisions are always read, they are two small
+ * objects' worth of requests, and the template must be judged fresh.
  *
  * Which revision is which. Hashes cannot be computed here (the real
  * controller hashes Go's dump of the template; the simulator its canonical
@@ -74,20 +78,25 @@ static int oom(MrError *err)
         return mr_error_set(err, -ENOMEM, "out of memory");
 }
 
-/* true when obj's controller ownerReference names uid. obj is borrowed. */
-static bool controlled_by(json_object *obj, const char *uid)
+const char *ztunnel_controller_uid(json_object *obj)
 {
         json_object *refs = mr_json_get(obj, "metadata", "ownerReferences", NULL);
 
         if (!refs || !json_object_is_type(refs, json_type_array))
-                return false;
+                return NULL;
+        /* At most one reference may be the controller (the API server validates it). */
         for (size_t i = 0; i < json_object_array_length(refs); i++) {
                 json_object *ref = json_object_array_get_idx(refs, i);
-                if (mr_json_get_bool(false, ref, "controller", NULL) &&
-                    streq_ptr(mr_json_get_str(ref, "uid", NULL), uid))
-                        return true;
+                if (mr_json_get_bool(false, ref, "controller", NULL))
+                        return mr_json_get_str(ref, "uid", NULL);
         }
-        return false;
+        return NULL;
+}
+
+/* true when obj's controller ownerReference names uid. obj is borrowed. */
+static bool controlled_by(json_object *obj, const char *uid)
+{
+        return streq_ptr(ztunnel_controller_uid(obj), uid);
 }
 
 /*
@@ -193,7 +202,7 @@ static unsigned pod_restarts(json_object *pod)
         return (unsigned)MIN(sum, (uint64_t)UINT32_MAX);
 }
 
-static void pod_done(ZtunnelPod *p)
+void ztunnel_pod_done(ZtunnelPod *p)
 {
         free(p->node);
         free(p->name);
@@ -201,8 +210,7 @@ static void pod_done(ZtunnelPod *p)
         free(p->hash);
 }
 
-/* Fills *ret from a pod object (borrowed). -ENOMEM; *ret holds what was copied either way. */
-static int pod_from_json(json_object *o, ZtunnelPod *ret)
+int ztunnel_pod_from_json(json_object *o, ZtunnelPod *ret)
 {
         const char *node = mr_json_get_str(o, "spec", "nodeName", NULL);
         const char *hash = mr_json_get_str(o, "metadata", "labels", REVISION_HASH_LABEL, NULL);
@@ -235,7 +243,7 @@ ZtunnelInfo *ztunnel_info_free(ZtunnelInfo *z)
         if (!z)
                 return NULL;
         for (size_t i = 0; i < z->n_pods; i++)
-                pod_done(&z->pods[i]);
+                ztunnel_pod_done(&z->pods[i]);
         free(z->pods);
         free(z->namespace);
         free(z->name);
@@ -245,14 +253,21 @@ ZtunnelInfo *ztunnel_info_free(ZtunnelInfo *z)
         free(z->update_revision);
         free(z->previous_hash);
         free(z->previous_revision);
+        free(z->selector);
         free(z);
         return NULL;
+}
+
+void ztunnel_info_sort_pods(ZtunnelInfo *z)
+{
+        if (z && z->n_pods > 1)
+                qsort(z->pods, z->n_pods, sizeof(ZtunnelPod), pod_cmp);
 }
 
 static void clear_pods(ZtunnelInfo *z)
 {
         for (size_t i = 0; i < z->n_pods; i++)
-                pod_done(&z->pods[i]);
+                ztunnel_pod_done(&z->pods[i]);
         free(z->pods);
         z->pods = NULL;
         z->n_pods = 0;
@@ -276,7 +291,7 @@ static int collect_page(ZtunnelInfo *z, json_object *items, size_t *allocated)
                 if (!controlled_by(o, z->uid))
                         continue;
                 /* Counted before checking, so ztunnel_info_free frees a partial copy. */
-                if (pod_from_json(o, &z->pods[z->n_pods++]) < 0)
+                if (ztunnel_pod_from_json(o, &z->pods[z->n_pods++]) < 0)
                         return -ENOMEM;
         }
         return 0;
@@ -332,8 +347,7 @@ static int collect_pods(KubeClient *c, ZtunnelInfo *z, const char *selector, MrE
                 if (!(cont = strdup(next)))
                         return oom(err);
         }
-        if (z->n_pods > 0)
-                qsort(z->pods, z->n_pods, sizeof(ZtunnelPod), pod_cmp);
+        ztunnel_info_sort_pods(z);
         return 0;
 }
 
@@ -409,12 +423,13 @@ static int find_previous_revision(ZtunnelInfo *z, json_object *items, MrError *e
         return 0;
 }
 
-int ztunnel_inspect(KubeClient *c, const char *ns, const char *name, ZtunnelInfo **ret, MrError *err)
+int ztunnel_inspect_full(KubeClient *c, const char *ns, const char *name, ztunnel_pod_source_t source,
+                         void *userdata, ZtunnelInfo **ret, MrError *err)
 {
         _cleanup_(ztunnel_info_freep) ZtunnelInfo *z = NULL;
         _cleanup_(json_object_putp) json_object *ds = NULL, *revisions = NULL;
         _cleanup_(mr_selector_freep) MrSelector *sel = NULL;
-        _cleanup_free_ char *path = NULL, *selector = NULL;
+        _cleanup_free_ char *path = NULL;
         json_object *tmpl;
         const char *uid, *rv, *strategy;
         KubeStatus st = {};
@@ -446,12 +461,11 @@ int ztunnel_inspect(KubeClient *c, const char *ns, const char *name, ZtunnelInfo
         if (r < 0 || mr_selector_is_empty(sel))
                 return mr_error_set(err, -EBADMSG, "DaemonSet %s/%s: spec.selector: %s", ns, name,
                                     r < 0 ? serr.message : "empty (a DaemonSet must select its own pods)");
-        selector = mr_selector_to_string(sel);
         /* The API defaults a missing strategy to RollingUpdate (§9.1). */
         strategy = mr_json_get_str(ds, "spec", "updateStrategy", "type", NULL);
 
         z = calloc(1, sizeof(ZtunnelInfo));
-        if (!selector || !z)
+        if (!z || !(z->selector = mr_selector_to_string(sel)))
                 return oom(err);
         z->namespace = strdup(ns);
         z->name = strdup(name);
@@ -461,7 +475,7 @@ int ztunnel_inspect(KubeClient *c, const char *ns, const char *name, ZtunnelInfo
         if (!z->namespace || !z->name || !z->uid || !z->resource_version)
                 return oom(err);
 
-        KubeListOptions lo = {.label_selector = selector};
+        KubeListOptions lo = {.label_selector = z->selector};
         r = kube_list(c, &KUBE_CONTROLLERREVISIONS, ns, &lo, &revisions, NULL, &st);
         if (r < 0)
                 return api_error(err, r, &st, "Failed to list the ControllerRevisions of DaemonSet %s/%s",
@@ -470,15 +484,28 @@ int ztunnel_inspect(KubeClient *c, const char *ns, const char *name, ZtunnelInfo
         if (r < 0)
                 return r;
 
-        r = collect_pods(c, z, selector, err);
+        r = source ? source(z, userdata, err) : 0;
         if (r < 0)
                 return r;
+        if (r > 0)
+                z->pods_cached = true;
+        else {
+                clear_pods(z); /* whatever a source that declined left */
+                r = collect_pods(c, z, z->selector, err);
+                if (r < 0)
+                        return r;
+        }
         r = find_previous_revision(z, revisions, err);
         if (r < 0)
                 return r;
 
         *ret = TAKE_PTR(z);
         return 0;
+}
+
+int ztunnel_inspect(KubeClient *c, const char *ns, const char *name, ZtunnelInfo **ret, MrError *err)
+{
+        return ztunnel_inspect_full(c, ns, name, NULL, NULL, ret, err);
 }
 
 int ztunnel_require_on_delete(const ZtunnelInfo *z, MrError *err)
@@ -547,10 +574,16 @@ static bool strv_contains(const char *const *l, const char *s)
         return false;
 }
 
-/* DELETE one pod, preconditioned on its UID, with its own grace period. 404 and 409 are success. */
-static int delete_pod(KubeClient *c, const ZtunnelInfo *z, const ZtunnelPod *p, MrError *err)
+/*
+ * DELETE one pod, preconditioned on its UID, with its own grace period. 404
+ * and 409 are success. When the server answers with the pod (a graceful
+ * delete answers with the pod now terminating, an immediate one with its
+ * last state at the deletion's revision), its resourceVersion replaces
+ * *rv (when rv is not NULL).
+ */
+static int delete_pod(KubeClient *c, const ZtunnelInfo *z, const ZtunnelPod *p, char **rv, MrError *err)
 {
-        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *answer = NULL;
         _cleanup_free_ char *path = NULL;
         json_object *pre;
         KubeStatus st = {};
@@ -560,33 +593,51 @@ static int delete_pod(KubeClient *c, const ZtunnelInfo *z, const ZtunnelPod *p, 
         if (!pre || mr_json_set_str(pre, "uid", p->uid) < 0 ||
             kube_path(&KUBE_PODS, z->namespace, p->name, NULL, &path) < 0)
                 return oom(err);
-        r = kube_delete(c, path, body, NULL, &st);
+        r = kube_delete(c, path, body, rv ? &answer : NULL, &st);
         if (r == -ENOENT || r == -MR_ECONFLICT)
                 return 0;
         if (r < 0)
                 return api_error(err, r, &st, "Failed to delete ztunnel pod %s/%s on node %s", z->namespace,
                                  p->name, p->node);
+        const char *answer_rv = mr_json_get_str(answer, "metadata", "resourceVersion", NULL);
+        if (rv && !isempty(answer_rv)) {
+                char *copy = strdup(answer_rv);
+                if (!copy)
+                        return oom(err);
+                free(*rv);
+                *rv = copy;
+        }
         return 0;
 }
 
-int ztunnel_replace(KubeClient *c, const ZtunnelInfo *z, const char *const *nodes, const char *want_hash,
-                    MrError *err)
+int ztunnel_replace_full(KubeClient *c, const ZtunnelInfo *z, const char *const *nodes, const char *want_hash,
+                         char **ret_rv, MrError *err)
 {
         int sent = 0, r;
 
         if (!c || !z || !nodes || !want_hash)
                 return mr_error_set(err, -EINVAL, "ztunnel_replace: missing argument");
+        /*
+         * The deletes go one after the other, each once the previous one was
+         * answered, so the last resourceVersion returned is the highest.
+         */
         /* Walking the pods (not the nodes) handles a node named twice once. */
         for (size_t i = 0; i < z->n_pods; i++) {
                 const ZtunnelPod *p = &z->pods[i];
                 if (p->terminating || streq_ptr(p->hash, want_hash) || !strv_contains(nodes, p->node))
                         continue;
-                r = delete_pod(c, z, p, err);
+                r = delete_pod(c, z, p, ret_rv, err);
                 if (r < 0)
                         return r;
                 sent++;
         }
         return sent;
+}
+
+int ztunnel_replace(KubeClient *c, const ZtunnelInfo *z, const char *const *nodes, const char *want_hash,
+                    MrError *err)
+{
+        return ztunnel_replace_full(c, z, nodes, want_hash, NULL, err);
 }
 
 int ztunnel_set_template(KubeClient *c, const ZtunnelInfo *z, const char *revision_name, MrError *err)

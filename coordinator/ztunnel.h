@@ -68,6 +68,8 @@ typedef struct ZtunnelInfo {
         char *previous_revision;  /* its ControllerRevision name */
         ZtunnelPod *pods;         /* every pod it controls (ownerReference uid), by node then name */
         size_t n_pods;
+        char *selector;           /* spec.selector as a label-selector string (what the pods are listed with) */
+        bool pods_cached;         /* the pods came from a pod source (a cache), not a list */
 } ZtunnelInfo;
 
 /*
@@ -81,6 +83,37 @@ typedef struct ZtunnelInfo {
  * -ENOMEM, API errors (kube.h) with err naming the request.
  */
 int ztunnel_inspect(KubeClient *c, const char *ns, const char *name, ZtunnelInfo **ret, MrError *err);
+
+/*
+ * Where ztunnel_inspect_full takes the pods from instead of listing them
+ * (the engine's pod cache, podcache.h). Called once the DaemonSet and its
+ * revisions are read, with z->namespace, z->uid and z->selector set and no
+ * pods yet. Returns 1 when it filled z->pods with exactly the pods whose
+ * controller is z->uid (sorted as ztunnel_info_sort_pods does), 0 when it
+ * cannot answer now (the inspection lists instead), or a negative error
+ * (err set), which fails the inspection.
+ */
+typedef int (*ztunnel_pod_source_t)(ZtunnelInfo *z, void *userdata, MrError *err);
+/*
+ * ztunnel_inspect, with the pods from source when it answers (then two
+ * requests: the DaemonSet and its revisions; z->pods_cached is set). source
+ * NULL: ztunnel_inspect. Same errors, and source's.
+ */
+int ztunnel_inspect_full(KubeClient *c, const char *ns, const char *name, ztunnel_pod_source_t source,
+                         void *userdata, ZtunnelInfo **ret, MrError *err);
+
+/*
+ * Fills *ret from a pod object (borrowed): node, name, uid, hash, Ready,
+ * terminating, restarts. -ENOMEM, with *ret holding what was copied
+ * (ztunnel_pod_done frees it) either way.
+ */
+int ztunnel_pod_from_json(json_object *pod, ZtunnelPod *ret);
+/* Frees p's strings (not p); accepts pods partly filled. */
+void ztunnel_pod_done(ZtunnelPod *p);
+/* The uid of obj's controller ownerReference (borrowed from obj), NULL when it has none. */
+const char *ztunnel_controller_uid(json_object *obj);
+/* Sorts z->pods by node, then name. */
+void ztunnel_info_sort_pods(ZtunnelInfo *z);
 /*
  * -MR_ECONFIG when the DaemonSet is not OnDelete, err carrying the fix
  * (kubectl patch daemonset NAME -n NS -p '{"spec":{"updateStrategy":{"type":"OnDelete"}}}');
@@ -115,6 +148,15 @@ ZtunnelNodeState ztunnel_node_state(const ZtunnelInfo *z, const char *node, cons
  */
 int ztunnel_replace(KubeClient *c, const ZtunnelInfo *z, const char *const *nodes, const char *want_hash,
                     MrError *err);
+/*
+ * ztunnel_replace that also reports, in *ret_rv (owned; left NULL when no
+ * delete returned one), the highest resourceVersion the deletes returned:
+ * the version a reader must have caught up with to see these writes
+ * (podcache.h). On failure *ret_rv still holds the deletes sent before it.
+ * ret_rv may be NULL.
+ */
+int ztunnel_replace_full(KubeClient *c, const ZtunnelInfo *z, const char *const *nodes, const char *want_hash,
+                         char **ret_rv, MrError *err);
 
 /*
  * Points the DaemonSet's template at a ControllerRevision's template (its
