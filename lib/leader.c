@@ -13,12 +13,22 @@
  *
  * The elector never calls into lease.c: it only reads and writes KubeLease
  * fields, so its tests link without the HTTP client.
+ *
+ * Locking: one mutex per elector, taken by every exported function that
+ * touches the state (each is short and never blocks on I/O), so the
+ * coordinator's election thread can run rounds while the main thread fences
+ * its writes with mr_leader_check(). A round spans two calls (observe, then
+ * write_done after the HTTP write); between them the state is consistent
+ * (one write pending, decided_at remembered) and check() may run.
  */
+#include <pthread.h>
+
 #include "meshroll/leader.h"
 
 #define JITTER_FACTOR 1.2 /* client-go's JitterFactor: renew_deadline must exceed retry_period by it */
 
 struct MrLeaderElector {
+        pthread_mutex_t lock;        /* guards everything below but the configuration */
         char *identity;
         usec_t lease_duration, renew_deadline, retry_period;
         const MrClock *clock;
@@ -68,6 +78,7 @@ int mr_leader_new(const MrLeaderConfig *config, MrLeaderElector **ret, MrError *
                 free(e);
                 return mr_error_set(err, -ENOMEM, "out of memory");
         }
+        (void)pthread_mutex_init(&e->lock, NULL); /* cannot fail for a default mutex on Linux */
         e->lease_duration = lease;
         e->renew_deadline = renew;
         e->retry_period = retry;
@@ -80,6 +91,7 @@ MrLeaderElector *mr_leader_free(MrLeaderElector *e)
 {
         if (!e)
                 return NULL;
+        (void)pthread_mutex_destroy(&e->lock);
         free(e->identity);
         free(e->observed_holder);
         free(e->observed_rv);
@@ -137,8 +149,8 @@ static void lose(MrLeaderElector *e)
         }
 }
 
-MrLeaderAction mr_leader_observe(MrLeaderElector *e, const MrLeaderRecord *observed, const char *resource_version,
-                                 MrLeaderRecord *ret_record)
+static MrLeaderAction observe_locked(MrLeaderElector *e, const MrLeaderRecord *observed,
+                                     const char *resource_version, MrLeaderRecord *ret_record)
 {
         usec_t now = mr_now_monotonic(e->clock);
         usec_t wall = mr_now_realtime(e->clock);
@@ -203,14 +215,26 @@ MrLeaderAction mr_leader_observe(MrLeaderElector *e, const MrLeaderRecord *obser
         return MR_LEADER_WRITE;
 }
 
+MrLeaderAction mr_leader_observe(MrLeaderElector *e, const MrLeaderRecord *observed, const char *resource_version,
+                                 MrLeaderRecord *ret_record)
+{
+        pthread_mutex_lock(&e->lock);
+        MrLeaderAction a = observe_locked(e, observed, resource_version, ret_record);
+        pthread_mutex_unlock(&e->lock);
+        return a;
+}
+
 void mr_leader_write_done(MrLeaderElector *e, int error, const MrLeaderRecord *answer,
                           const char *new_resource_version)
 {
-        if (!e->pending)
+        pthread_mutex_lock(&e->lock);
+        if (!e->pending || error < 0) {
+                /* a leader keeps trying until its deadline; a candidate just lost a race */
+                e->pending = false;
+                pthread_mutex_unlock(&e->lock);
                 return;
+        }
         e->pending = false;
-        if (error < 0)
-                return; /* a leader keeps trying until its deadline; a candidate just lost a race */
 
         usec_t now = mr_now_monotonic(e->clock);
         e->leading = true;
@@ -218,12 +242,16 @@ void mr_leader_write_done(MrLeaderElector *e, int error, const MrLeaderRecord *a
         e->renewed_at = e->decided_at;
         (void)set_observed(e, answer ? answer : &e->pending_record, new_resource_version, now);
         expire_if_lapsed(e, now); /* an answer that took longer than the deadline */
+        pthread_mutex_unlock(&e->lock);
 }
 
 int mr_leader_check(MrLeaderElector *e)
 {
+        pthread_mutex_lock(&e->lock);
         expire_if_lapsed(e, mr_now_monotonic(e->clock));
-        return e->leading ? 0 : -MR_ELOSTLEASE;
+        bool leading = e->leading;
+        pthread_mutex_unlock(&e->lock);
+        return leading ? 0 : -MR_ELOSTLEASE;
 }
 
 bool mr_leader_is_leader(MrLeaderElector *e)
@@ -231,17 +259,25 @@ bool mr_leader_is_leader(MrLeaderElector *e)
         return mr_leader_check(e) == 0;
 }
 
-usec_t mr_leader_deadline(const MrLeaderElector *e)
+usec_t mr_leader_deadline(MrLeaderElector *e)
 {
-        return e->leading ? e->renewed_at + e->renew_deadline : USEC_INFINITY;
+        pthread_mutex_lock(&e->lock);
+        usec_t d = e->leading ? e->renewed_at + e->renew_deadline : USEC_INFINITY;
+        pthread_mutex_unlock(&e->lock);
+        return d;
 }
 
 usec_t mr_leader_retry_period(const MrLeaderElector *e)
 {
-        return e->retry_period;
+        return e->retry_period; /* configuration: set once, read without the lock */
 }
 
-int mr_leader_release(MrLeaderElector *e, MrLeaderRecord *ret_record)
+usec_t mr_leader_renew_deadline(const MrLeaderElector *e)
+{
+        return e->renew_deadline;
+}
+
+static int release_locked(MrLeaderElector *e, MrLeaderRecord *ret_record)
 {
         bool named = e->have_observed && streq(strempty(e->observed.holder_identity), e->identity);
         bool was_leading = e->leading;
@@ -261,6 +297,14 @@ int mr_leader_release(MrLeaderElector *e, MrLeaderRecord *ret_record)
                 .leader_transitions = e->have_observed ? e->observed.leader_transitions : 0,
         };
         return 1;
+}
+
+int mr_leader_release(MrLeaderElector *e, MrLeaderRecord *ret_record)
+{
+        pthread_mutex_lock(&e->lock);
+        int r = release_locked(e, ret_record);
+        pthread_mutex_unlock(&e->lock);
+        return r;
 }
 
 void mr_leader_record_from_lease(const KubeLease *l, MrLeaderRecord *ret)

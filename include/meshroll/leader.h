@@ -35,6 +35,11 @@
  *     leaseDurationSeconds 1, acquireTime = renewTime = now, keeping
  *     leaseTransitions.
  *
+ * Threads: every function below that takes an MrLeaderElector locks it for
+ * its (short, I/O-free) duration, so one thread may run the rounds while
+ * another fences its writes with mr_leader_check() (coordinator/elector.c
+ * does exactly this). The clock must then be safe to read from both.
+ *
  * Two deliberate differences, both on the safe side:
  *   - Change detection compares the record at full µs precision and the
  *     resourceVersion too (client-go compares a second-precision JSON form),
@@ -116,9 +121,11 @@ int mr_leader_check(MrLeaderElector *e);
 bool mr_leader_is_leader(MrLeaderElector *e);
 
 /* Monotonic time at which leadership lapses without a renewal; USEC_INFINITY when not leading. */
-usec_t mr_leader_deadline(const MrLeaderElector *e);
+usec_t mr_leader_deadline(MrLeaderElector *e);
 /* The configured retry period (after defaults): the polling interval for followers and renewals. */
 usec_t mr_leader_retry_period(const MrLeaderElector *e);
+/* The configured renew deadline (after defaults). */
+usec_t mr_leader_renew_deadline(const MrLeaderElector *e);
 
 /*
  * On shutdown (client-go ReleaseOnCancel): when leading, fills *ret_record
