@@ -240,6 +240,16 @@ KubeClient *kube_client_free(KubeClient *c)
         return NULL;
 }
 
+int kube_client_new_like(const KubeClient *c, const KubeClientOptions *opts, KubeClient **ret, MrError *err)
+{
+        KubeClientOptions o = opts ? *opts : c->opts;
+        if (!o.user_agent)
+                o.user_agent = c->user_agent;
+        if (!o.clock)
+                o.clock = c->opts.clock;
+        return kube_client_new(c->config, &o, ret, err);
+}
+
 const char *kube_client_namespace(const KubeClient *c)
 {
         return c->config->namespace && c->config->namespace[0] ? c->config->namespace : "default";

@@ -110,6 +110,15 @@ int kube_client_new(const KubeConfig *config, const KubeClientOptions *opts, Kub
 KubeClient *kube_client_free(KubeClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(KubeClient *, kube_client_free);
 
+/*
+ * A second client for the same server and credentials as c (its config is
+ * copied, so its CA and certificate files are read again), e.g. for another
+ * thread. opts NULL: c's options; otherwise opts, with c's User-Agent and
+ * clock where opts leaves them unset. Nothing else is shared: no write
+ * guard, no event loop. Errors as kube_client_new.
+ */
+int kube_client_new_like(const KubeClient *c, const KubeClientOptions *opts, KubeClient **ret, MrError *err);
+
 /* The namespace of the config's context (or "default"). Borrowed. */
 const char *kube_client_namespace(const KubeClient *c);
 /* The server URL. Borrowed. */
