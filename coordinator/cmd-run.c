@@ -3,8 +3,9 @@
  * cmd-run.c — `meshroll run -f FILE` and `meshroll controller`.
  *
  * Both run engines on one sd-event loop behind leader election (the Lease
- * meshroll-coordinator), so a foreground run and an in-cluster controller
- * never act at once. `run` first makes the cluster's Rollout match the
+ * meshroll-coordinator, renewed from a thread of its own so a long tick
+ * cannot cost it: elector.h), so a foreground run and an in-cluster
+ * controller never act at once. `run` first makes the cluster's Rollout match the
  * file (create it, or update its spec), so everything it does is recorded
  * where a controller — or the next `run` — can resume it. It prints one
  * line per change of the current step (a ztunnel group, or the current
@@ -51,7 +52,7 @@ typedef struct Runner {
 
 static KubeClientOptions engine_client_options(void)
 {
-        /* Short retries: a tick should not stall the loop (and the election timer) for long. */
+        /* Short retries: a tick should not stall the loop for long (the election has a thread of its own). */
         return (KubeClientOptions){ .max_retries = 2, .backoff_cap = 2 * USEC_PER_SEC,
                                     .request_timeout = 15 * USEC_PER_SEC, .qps = 50, .burst = 100 };
 }
@@ -232,28 +233,16 @@ static int add_engine(Runner *r, const char *name)
         return 0;
 }
 
-/* Whether path names the election's Lease, or (a create) the Lease collection, ending there or at a query. */
-static bool election_path(const char *path)
-{
-        static const char *const tails[] = { "/leases/" ELECTION_LEASE, "/leases" };
-        for (size_t i = 0; i < ELEMENTSOF(tails); i++) {
-                size_t l = strlen(tails[i]);
-                for (const char *p = strstr(path, tails[i]); p; p = strstr(p + 1, tails[i]))
-                        if (p[l] == 0 || p[l] == '?')
-                                return true;
-        }
-        return false;
-}
-
 /*
- * The client's write guard: every write but the election's own needs the
- * lease (the elector must still be able to create, renew or take it).
+ * The client's write guard: no write without the lease. The elector's Lease
+ * reads and writes go through its own client (elector.h), so none is
+ * exempt. Called on this thread; the state it reads is the election
+ * thread's, under its lock, so a lease lost while this loop was busy fences
+ * the very next write.
  */
 static int write_guard(const char *method, const char *path, void *userdata)
 {
         Runner *r = userdata;
-        if (election_path(path))
-                return 0;
         if (!r->elector || mr_leader_check(elector_state(r->elector)) < 0)
                 return -MR_ELOSTLEASE;
         return 0;
