@@ -33,8 +33,9 @@
  *
  * Shutdown: elector_release (or elector_free) sets the stop flag and
  * signals a condition variable the thread waits on between rounds, so it
- * stops at once — or, in the middle of a round, when its one Lease request
- * in flight answers or times out (half the renew deadline). The thread is
+ * stops at once — or, in the middle of a round, when its Lease request in
+ * flight answers or gives up (half the renew deadline per attempt, one
+ * retry). The thread is
  * joined, then the Lease is released so a successor need not wait out the
  * lease duration.
  */
