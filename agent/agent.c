@@ -48,11 +48,12 @@ struct Agent {
 
         json_object *lease;          /* the Lease as last read or written (resourceVersion), or NULL */
         json_object *pending;        /* report waiting to be published, or NULL */
+        json_object *sending;        /* the report being written, or NULL */
         KubeCall *lease_call;
         LeaseStep step;
         unsigned conflicts;          /* conflicts in a row for the current report */
         usec_t last_report;          /* monotonic time of the last successful write */
-        char *last_reported_phase;
+        char *last_reported_phase;   /* the phase the last written report carried */
         bool report_failing;
 
         MrHttpServer *http;
@@ -207,6 +208,8 @@ static void report_failed(Agent *a, int error, const KubeStatus *st, const char 
         /* The report is dropped: the next scan builds a fresher one. */
         json_object_put(a->pending);
         a->pending = NULL;
+        json_object_put(a->sending);
+        a->sending = NULL;
 }
 
 static void on_lease_written(KubeClient *c, int error, json_object *body, const KubeStatus *st, void *userdata)
@@ -218,6 +221,8 @@ static void on_lease_written(KubeClient *c, int error, json_object *body, const 
                 /* Someone else wrote it (an operator, or our own earlier write we did not see): reread. */
                 json_object_put(a->lease);
                 a->lease = NULL;
+                json_object_put(a->sending); /* dropped: the next scan builds a fresher one */
+                a->sending = NULL;
                 if (++a->conflicts <= 3) {
                         a->step = LEASE_IDLE;
                         lease_next(a);
@@ -232,8 +237,12 @@ static void on_lease_written(KubeClient *c, int error, json_object *body, const 
         a->lease = json_object_get(body);
         a->conflicts = 0;
         a->last_report = now_mono(a);
+        /* What the written report said, not the Node's mark now: it may have changed meanwhile. */
+        const char *written = mr_json_get_str(a->sending, "phase", NULL);
         free(a->last_reported_phase);
-        a->last_reported_phase = a->phase ? strdup(a->phase) : NULL;
+        a->last_reported_phase = written ? strdup(written) : NULL;
+        json_object_put(a->sending);
+        a->sending = NULL;
         (void)mr_metric_add(a->m_reports, NULL, 1);
         if (a->report_failing)
                 log_info("Lease %s/%s written again", a->opts.namespace, a->lease_name);
@@ -258,6 +267,7 @@ static void lease_write(Agent *a)
         }
         KubeRequest req = { .method = a->lease ? "PUT" : "POST", .path = path, .body = body };
         a->step = LEASE_WRITE;
+        a->sending = TAKE_PTR(report);
         r = kube_request_async(a->client, &req, on_lease_written, a, &a->lease_call);
         if (r < 0)
                 report_failed(a, r, NULL, "send");
@@ -315,14 +325,23 @@ static void schedule_scan(Agent *a, usec_t delay)
         (void)sd_event_source_set_enabled(a->scan_timer, SD_EVENT_ONESHOT);
 }
 
+/*
+ * Whether this scan should publish. Marked, every scan does (a fresher
+ * report replaces a queued one). Unmarked, the newest report — queued,
+ * else being written, else the last written — decides: one still on its
+ * way that says "unmarked" is enough (however slow the write, scans made
+ * meanwhile queue nothing more); one that still carries a mark must be
+ * followed at once by one that clears it; otherwise once per idle interval.
+ */
 static bool report_due(Agent *a, usec_t now)
 {
         if (a->phase)
                 return true;
-        if (a->last_report == 0)
+        json_object *underway = a->pending ?: a->sending;
+        if (underway)
+                return mr_json_get_str(underway, "phase", NULL) != NULL;
+        if (a->last_report == 0 || a->last_reported_phase)
                 return true;
-        if (!streq_ptr(a->phase, a->last_reported_phase))
-                return true; /* the mark just went away: say so at once */
         return now - a->last_report >= a->opts.idle_interval;
 }
 
@@ -529,6 +548,7 @@ Agent *agent_free(Agent *a)
         pod_cache_clear(&a->pods);
         json_object_put(a->lease);
         json_object_put(a->pending);
+        json_object_put(a->sending);
         free(a->phase);
         free(a->last_reported_phase);
         free(a->holder);

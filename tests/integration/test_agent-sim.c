@@ -280,11 +280,48 @@ static void test_survives_dropped_watches(void **state)
         json_object_put(wait_lease(f, phase_g2, 5 * USEC_PER_SEC, "phase g2 after dropped watches"));
 }
 
+/*
+ * Lease writes that take longer than the scan interval: the scans made
+ * while an idle report is on its way must not queue another — an idle
+ * agent writes once per idle interval however slow the API is.
+ */
+static void test_slow_writes_not_repeated(void **state)
+{
+        Fixture *f = *state;
+
+        SimStore *s = sim_get_store(f->sim);
+        sim_store_lock(s);
+        sim_get_faults(f->sim)->latency[SIM_VERB_CREATE] = 500 * USEC_PER_MSEC;
+        sim_get_faults(f->sim)->latency[SIM_VERB_UPDATE] = 500 * USEC_PER_MSEC;
+        sim_store_unlock(s);
+
+        start_agent(f); /* scans every 100 ms: about five of them while the first write is under way */
+        json_object_put(wait_lease(f, has_report, 10 * USEC_PER_SEC, "first report"));
+        unsigned first = lease_writes(f);
+        assert_int_equal(first, 1);
+        run_for(f, 1500 * USEC_PER_MSEC);
+        assert_int_equal(lease_writes(f), first);
+
+        /* Marked, the slow writes follow each other, each with the freshest report. */
+        mark_node(f, "g1");
+        json_object_put(wait_lease(f, phase_g1, 10 * USEC_PER_SEC, "phase g1"));
+        /* Unmarked while a marked write may be in flight: exactly one more write clears the phase. */
+        mark_node(f, NULL);
+        json_object_put(wait_lease(f, no_phase, 10 * USEC_PER_SEC, "phase removed"));
+        run_for(f, 700 * USEC_PER_MSEC); /* a marked write queued before the unmark lands, then the unmarked one */
+        unsigned after = lease_writes(f);
+        run_for(f, 1500 * USEC_PER_MSEC);
+        assert_int_equal(lease_writes(f), after);
+        _cleanup_(json_object_putp) json_object *l = lease_copy(f);
+        assert_true(no_phase(l));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_lease_and_cadence, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_survives_dropped_watches, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_slow_writes_not_repeated, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
