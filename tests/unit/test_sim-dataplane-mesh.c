@@ -25,6 +25,7 @@
 #include "loadgen.h"
 #include "meshroll/json-util.h"
 #include "sim.h"
+#include "slowdown.h"
 
 #define WAIT_US (20 * USEC_PER_SEC)
 
@@ -190,7 +191,7 @@ static void test_weights_errors_metrics(void **state)
         SimDataplaneOptions dpo = {.net = net};
         SimOptions so = {.scenario_data = scenario,
                          .scenario_size = strlen(scenario),
-                         .speed = 10,
+                         .speed = 10 / test_slowdown(),
                          .dataplane = true,
                          .dataplane_options = &dpo};
         SimLoadgenOptions lo = {.client_namespace = "shop",

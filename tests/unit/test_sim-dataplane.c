@@ -30,8 +30,9 @@
 #include "meshroll/json-util.h"
 #include "meshroll/procnet.h"
 #include "sim.h"
+#include "slowdown.h"
 
-#define SPEED 20.0
+#define SPEED 20.0 /* simulated seconds per real second, natively (see slowdown.h) */
 #define K 3
 #define WAIT_US (60 * USEC_PER_SEC) /* generous: ASan on 2 shared cores is slow; a pass returns early */
 
@@ -142,7 +143,8 @@ static void env_start(Env *e, bool through_sim_options)
         SimDataplaneOptions dpo = {.net = (uint8_t)(100 + getpid() % 100), .services = services};
 
         *e = (Env){.fds_before = count_fds(), .net = dpo.net};
-        SimOptions so = {.scenario_data = scenario, .scenario_size = strlen(scenario), .speed = SPEED};
+        SimOptions so = {.scenario_data = scenario, .scenario_size = strlen(scenario),
+                      .speed = SPEED / test_slowdown()};
         if (through_sim_options) {
                 so.dataplane = true;
                 so.dataplane_options = &dpo;
