@@ -23,6 +23,7 @@
 #include "metric-gate.h"
 #include "nodes.h"
 #include "phase.h"
+#include "podcache.h"
 #include "preflight.h"
 #include "spec.h"
 #include "ztunnel.h"
@@ -34,7 +35,6 @@
 enum { STAY = 0, ADVANCE = 1 };
 
 typedef enum WakeKind {
-        WAKE_PODS,
         WAKE_ROLLOUT,
         WAKE_LEASES,
         _WAKE_MAX,
@@ -43,7 +43,7 @@ typedef enum WakeKind {
 typedef struct WakeWatch {
         struct Engine *e;
         KubeWatch *watch;
-        char *ns;             /* the namespace watched (pods, leases) */
+        char *ns;             /* the namespace watched (leases) */
         const char *prefix;   /* only objects whose name starts so wake the engine, or NULL */
         bool synced;          /* past the initial list: events are changes */
         char *seen;           /* WAKE_ROLLOUT: generation and annotations last seen (its status writes are ours) */
@@ -75,14 +75,23 @@ struct Engine {
         char *last_error; /* to log a repeating failure once */
 
         /*
-         * Wake-ups. Watches on what the ztunnel phase waits for — the pods
-         * of ztunnel's namespace, the Rollout itself (an operator's pause,
-         * resume, rollback), the agents' Leases (the gate) — tick the
-         * engine soon after a change instead of at the next poll; a step
-         * that waits for a time (a soak, minReadySeconds, a timeout) sets
-         * `wake`. With both, the poll itself can be rare (wake_fallback).
+         * Wake-ups. Watches on what the ztunnel phase waits for — ztunnel's
+         * pods (the pod cache below), the Rollout itself (an operator's
+         * pause, resume, rollback), the agents' Leases (the gate) — tick
+         * the engine soon after a change instead of at the next poll; a
+         * step that waits for a time (a soak, minReadySeconds, a timeout)
+         * sets `wake`. With both, the poll itself can be rare (poll_interval).
          */
         WakeWatch wakers[_WAKE_MAX];
+        /*
+         * ztunnel's pods, from a watch (podcache.h), started by the first
+         * inspection with the DaemonSet's selector. pods_min_rv: the
+         * resourceVersion of this engine's latest pod delete; the cache
+         * answers only once it has caught up with it (see cached_pods).
+         */
+        PodCache *pods;
+        char *pods_min_rv;
+        char *ds_key, *ds_uid; /* "namespace/name" of the last DaemonSet inspected, and its uid */
         usec_t wake;          /* during a tick: look again within this long (USEC_INFINITY: no deadline) */
         bool ztunnel_current; /* the last tick stepped the ztunnel phase */
         bool wake_pods;       /* the current group waits for ztunnel pods (replacing, verifying, rolling back) */
@@ -127,8 +136,6 @@ static bool wanted(WakeWatch *ww, json_object *object)
 {
         Engine *e = ww->e;
 
-        if (ww == &e->wakers[WAKE_PODS])
-                return e->wake_pods;
         if (ww == &e->wakers[WAKE_LEASES])
                 return e->wake_leases &&
                        startswith(strempty(mr_json_get_str(object, "metadata", "name", NULL)), ww->prefix);
@@ -170,8 +177,17 @@ static int on_wake_event(KubeWatch *w, KubeWatchEventType type, json_object *obj
         return 0;
 }
 
+/* A ztunnel pod changed (the cache is synced): tick soon if the step waits for ztunnel's pods. */
+static void on_pods_changed(PodCache *pc, void *userdata)
+{
+        Engine *e = userdata;
+        if (e->wake_pods)
+                wake_soon(e);
+}
+
 static void wakers_stop(Engine *e)
 {
+        e->pods = pod_cache_free(e->pods);
         for (size_t i = 0; i < _WAKE_MAX; i++) {
                 WakeWatch *ww = &e->wakers[i];
                 ww->watch = kube_watch_stop(ww->watch);
@@ -206,7 +222,6 @@ static void wakers_ensure(Engine *e, const RolloutSpec *spec)
 {
         if (!e->active || e->finished)
                 return;
-        waker_ensure(e, WAKE_PODS, &KUBE_PODS, spec->target_namespace, NULL, NULL);
         waker_ensure(e, WAKE_ROLLOUT, &KUBE_ROLLOUTS, NULL, e->rollout, NULL);
         waker_ensure(e, WAKE_LEASES, &KUBE_LEASES, spec->agent_namespace, NULL, "meshroll-agent-");
 }
@@ -214,7 +229,7 @@ static void wakers_ensure(Engine *e, const RolloutSpec *spec)
 /* How long to wait before the next tick when nothing woke the engine. */
 static usec_t poll_interval(const Engine *e)
 {
-        bool synced = true;
+        bool synced = pod_cache_synced(e->pods);
         for (size_t i = 0; i < _WAKE_MAX; i++)
                 synced = synced && e->wakers[i].watch && e->wakers[i].synced;
         usec_t poll = e->opts.tick;
@@ -563,12 +578,122 @@ static int nodes_in(const ZtunnelInfo *z, const GroupStatus *g, const char *hash
         return n;
 }
 
+/*
+ * The pod source of every inspection (ztunnel_inspect_full): the watch
+ * cache when it may answer, else 0 and the inspection lists the pods.
+ *
+ * Why acting on the cache is safe. The cache lags the server by the time
+ * an event takes to arrive; what must never happen is a step judging from
+ * a view older than this engine's own writes — e.g. verifying a rollback
+ * against the previous revision's pods that the forward replacement
+ * already deleted, or replacing a node twice. So every pod delete records
+ * the resourceVersion the server returned (pods_min_rv), and the cache
+ * answers only once it has caught up with it (pod_cache_fill): a view at
+ * or past that version shows each deleted pod terminating or gone, and any
+ * pod of the wanted revision in it was created after. Otherwise a cache
+ * view is a list taken a few milliseconds earlier; every step already
+ * allows for a list being stale by the time it acts (deletes carry a UID
+ * precondition, readiness must hold for minReadySeconds over several
+ * ticks), so nothing is decided on the cache that a list could not have
+ * shown. Until the cache is synced (starting, relisting after a dropped
+ * watch or a 410) or when it failed, the inspection lists, as before.
+ *
+ * The cache is (re)made here when the DaemonSet's selector or namespace
+ * changed, or it failed; never inside a watch callback, so stopping the
+ * old watch is allowed.
+ */
+static int cached_pods(ZtunnelInfo *z, void *userdata, MrError *err)
+{
+        Engine *e = userdata;
+        int r;
+
+        if (e->pods && (pod_cache_failed(e->pods) || !pod_cache_is_for(e->pods, z->namespace, z->selector)))
+                e->pods = pod_cache_free(e->pods);
+        if (!e->pods) {
+                if (!e->active || e->finished)
+                        return 0;
+                PodCacheOptions o = {
+                        .namespace = z->namespace,
+                        .label_selector = z->selector,
+                        .on_change = on_pods_changed,
+                        .userdata = e,
+                };
+                r = pod_cache_new(&o, &e->pods);
+                if (r >= 0 && (r = pod_cache_start(e->pods, e->client)) < 0)
+                        e->pods = pod_cache_free(e->pods);
+                if (r == -ENOMEM)
+                        return mr_error_set(err, r, "out of memory");
+                return 0; /* best effort: listing covers a cache that could not start */
+        }
+        r = pod_cache_fill(e->pods, e->pods_min_rv, z);
+        if (r < 0)
+                return mr_error_set(err, r, "reading ztunnel's pods from the cache: %s", mr_strerror(r));
+        return r;
+}
+
 static int inspect(Tick *t, ZtunnelInfo **ret)
 {
-        int r = ztunnel_inspect(t->e->client, t->spec->target_namespace, t->spec->target_daemonset, ret, &t->err);
+        Engine *e = t->e;
+        _cleanup_free_ char *key = NULL, *uid = NULL;
+        int r = ztunnel_inspect_full(e->client, t->spec->target_namespace, t->spec->target_daemonset, cached_pods, e,
+                                     ret, &t->err);
         if (r < 0)
                 return r;
+        if (asprintf(&key, "%s/%s", t->spec->target_namespace, t->spec->target_daemonset) < 0 ||
+            !(uid = strdup((*ret)->uid)))
+                return -ENOMEM;
+        free(e->ds_key);
+        e->ds_key = TAKE_PTR(key);
+        free(e->ds_uid);
+        e->ds_uid = TAKE_PTR(uid);
         return ztunnel_require_on_delete(*ret, &t->err);
+}
+
+/*
+ * The pods alone, for the steps that judge only pods against a revision
+ * the status already records (Pending, Verifying): from the cache, without
+ * reading the DaemonSet and its revisions again, when an earlier inspection
+ * in this engine named the DaemonSet's uid (the owner the cache filters
+ * by) and the cache can answer (cached_pods' rules). z then holds the
+ * namespace, name, uid and pods only. Otherwise a full inspection. A
+ * DaemonSet deleted and created again meanwhile has another uid: its pods
+ * are not counted, so the step waits, and Replacing's full inspection
+ * (which pauses on a changed template) sees the new one.
+ */
+static int inspect_pods(Tick *t, ZtunnelInfo **ret)
+{
+        Engine *e = t->e;
+        _cleanup_(ztunnel_info_freep) ZtunnelInfo *z = NULL;
+        _cleanup_free_ char *key = NULL;
+        int r;
+
+        if (asprintf(&key, "%s/%s", t->spec->target_namespace, t->spec->target_daemonset) < 0)
+                return -ENOMEM;
+        if (!e->ds_uid || !streq_ptr(e->ds_key, key) || !pod_cache_synced(e->pods))
+                return inspect(t, ret);
+        if (!(z = calloc(1, sizeof(ZtunnelInfo))) || !(z->namespace = strdup(t->spec->target_namespace)) ||
+            !(z->name = strdup(t->spec->target_daemonset)) || !(z->uid = strdup(e->ds_uid)))
+                return -ENOMEM;
+        r = pod_cache_fill(e->pods, e->pods_min_rv, z);
+        if (r < 0)
+                return mr_error_set(&t->err, r, "reading ztunnel's pods from the cache: %s", mr_strerror(r));
+        if (r == 0)
+                return inspect(t, ret);
+        z->pods_cached = true;
+        *ret = TAKE_PTR(z);
+        return 0;
+}
+
+/* ztunnel_replace, recording the resourceVersion of its deletes for cached_pods. */
+static int replace(Tick *t, const ZtunnelInfo *z, const char *const *nodes, const char *hash)
+{
+        _cleanup_free_ char *rv = NULL;
+        int r = ztunnel_replace_full(t->e->client, z, nodes, hash, &rv, &t->err);
+        if (rv) {
+                free(t->e->pods_min_rv);
+                t->e->pods_min_rv = TAKE_PTR(rv);
+        }
+        return r;
 }
 
 static int step_replace(Tick *t, GroupStatus *g)
@@ -590,7 +715,7 @@ static int step_replace(Tick *t, GroupStatus *g)
         if ((r = fence(t->e)) < 0)
                 return r;
         node_list(g, nodes, ELEMENTSOF(nodes));
-        r = ztunnel_replace(t->e->client, z, nodes, t->status->target.hash, &t->err);
+        r = replace(t, z, nodes, t->status->target.hash);
         if (r < 0)
                 return r;
         if (r > 0) {
@@ -638,7 +763,7 @@ static int step_verify(Tick *t, GroupStatus *g)
         bool changed = false;
         int r;
 
-        if ((r = inspect(t, &z)) < 0)
+        if ((r = inspect_pods(t, &z)) < 0)
                 return r;
         r = wait_ready(t, g, z, t->status->target.hash, t->spec->min_ready, t->spec->readiness_timeout, &changed,
                        &lagging);
@@ -764,7 +889,7 @@ static int step_rollback(Tick *t, GroupStatus *g)
                 if ((r = fence(t->e)) < 0)
                         return r;
                 node_list(g, nodes, ELEMENTSOF(nodes));
-                r = ztunnel_replace(t->e->client, z, nodes, t->status->previous.hash, &t->err);
+                r = replace(t, z, nodes, t->status->previous.hash);
                 if (r != 0)
                         return r < 0 ? r : STAY;
                 r = wait_ready(t, g, z, t->status->previous.hash, 0, t->spec->readiness_timeout * 2, &changed,
@@ -817,7 +942,7 @@ static int step_pending(Tick *t, GroupStatus *g)
         int r;
 
         /* A group already running the target everywhere has nothing to drain. */
-        if ((r = inspect(t, &z)) < 0)
+        if ((r = inspect_pods(t, &z)) < 0)
                 return r;
         if (nodes_in(z, g, t->status->target.hash, true, &lagging) == (int)g->n_nodes) {
                 group_set_state(g, GROUP_DONE, t->now);
@@ -1572,6 +1697,9 @@ Engine *engine_free(Engine *e)
                 return NULL;
         drain_stop(e);
         wakers_stop(e);
+        free(e->pods_min_rv);
+        free(e->ds_key);
+        free(e->ds_uid);
         sd_event_source_disable_unref(e->timer);
         sd_event_unref(e->event);
         free(e->last_error);
