@@ -20,6 +20,7 @@ struct Elector {
 
         /* the election thread's while it runs; the main thread's once joined */
         KubeClient *client;
+        KubeLease last;              /* the Lease as last read or written: the fast path updates it */
         char *last_error;
         unsigned seed;               /* rand_r: the jitter */
 
@@ -53,7 +54,41 @@ static void failed(Elector *el, int r, const KubeStatus *st, const char *what)
         }
 }
 
-/* One round of tryAcquireOrRenew: read the Lease, let the state machine decide, write what it asks for. */
+static void remember(Elector *el, KubeLease *lease)
+{
+        kube_lease_done(&el->last);
+        el->last = *lease;
+        *lease = (KubeLease){};
+}
+
+/*
+ * client-go's fast path: a leader renews by updating the Lease it last saw, without reading it
+ * first — one request instead of two against a busy API server. Whatever fails (a conflict: someone
+ * else wrote it) falls back to the full round, which reports errors.
+ */
+static bool renew_fast(Elector *el)
+{
+        MrLeaderRecord record, answer;
+        KubeStatus st = {};
+        int r;
+
+        if (!el->last.resource_version || mr_leader_renew(el->state, &record) <= 0)
+                return false;
+        r = mr_leader_record_to_lease(&record, &el->last);
+        if (r >= 0)
+                r = kube_lease_update(el->client, &el->last, &st);
+        if (r < 0) {
+                mr_leader_write_done(el->state, r, NULL, NULL);
+                return false;
+        }
+        mr_leader_record_from_lease(&el->last, &answer);
+        mr_leader_write_done(el->state, 0, &answer, el->last.resource_version);
+        free(el->last_error);
+        el->last_error = NULL;
+        return true;
+}
+
+/* One round of tryAcquireOrRenew: the fast path, or read the Lease, let the state machine decide, write. */
 static void round_once(Elector *el)
 {
         _cleanup_(kube_lease_done) KubeLease lease = {};
@@ -62,6 +97,8 @@ static void round_once(Elector *el)
         bool exists;
         int r;
 
+        if (renew_fast(el))
+                return;
         r = kube_lease_get(el->client, el->namespace, el->name, &lease, &st);
         if (r < 0 && r != -ENOENT) {
                 failed(el, r, &st, "read");
@@ -72,8 +109,10 @@ static void round_once(Elector *el)
                 mr_leader_record_from_lease(&lease, &observed);
 
         MrLeaderAction a = mr_leader_observe(el->state, exists ? &observed : NULL, lease.resource_version, &record);
-        if (a != MR_LEADER_CREATE && a != MR_LEADER_WRITE)
+        if (a != MR_LEADER_CREATE && a != MR_LEADER_WRITE) {
+                remember(el, &lease);
                 return;
+        }
         if (!exists) {
                 lease.namespace = strdup(el->namespace);
                 lease.name = strdup(el->name);
@@ -95,6 +134,7 @@ static void round_once(Elector *el)
         MrLeaderRecord answer;
         mr_leader_record_from_lease(&lease, &answer);
         mr_leader_write_done(el->state, 0, &answer, lease.resource_version);
+        remember(el, &lease);
         free(el->last_error);
         el->last_error = NULL;
 }
@@ -245,11 +285,12 @@ int elector_new(sd_event *e, KubeClient *client, const char *ns, const char *nam
                 return r;
 
         /*
-         * The thread's own client. A request slower than half the renew deadline is given up: the
-         * next round comes a retry period later anyway, and a renewal answered after the deadline
-         * does not count (leader.h). The same bound caps how long a stop waits for a round.
+         * The thread's own client. A request is given up after the renew deadline less a retry
+         * period (8 s by default): a busy server may answer slowly and still in time (a renewal
+         * counts from when it was decided, leader.h), but later is no use. The same bound caps how
+         * long a stop waits for a round.
          */
-        usec_t timeout = mr_leader_renew_deadline(el->state) / 2;
+        usec_t timeout = mr_leader_renew_deadline(el->state) - mr_leader_retry_period(el->state);
         KubeClientOptions co = { .qps = -1, .max_retries = 1, .request_timeout = timeout, .connect_timeout = timeout,
                                  .backoff_cap = mr_leader_retry_period(el->state) };
         r = kube_client_new_like(client, &co, &el->client, &inner);
@@ -318,6 +359,7 @@ Elector *elector_free(Elector *el)
         if (el->notify_fd >= 0)
                 (void)close(el->notify_fd);
         kube_client_free(el->client);
+        kube_lease_done(&el->last);
         mr_leader_free(el->state);
         sd_event_unref(el->event);
         free(el->namespace);

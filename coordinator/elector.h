@@ -12,8 +12,10 @@
  * benchmark lost it 19 times in 3 minutes. client-go runs leader election
  * in its own goroutine for the same reason. Here a pthread runs the rounds
  * — every retry period (jittered ±10 %), and at the deadline by which
- * leadership would lapse, it reads the Lease, lets the state machine
- * decide and writes what it asks for — whatever the main loop is doing.
+ * leadership would lapse — whatever the main loop is doing. A leader first
+ * tries client-go's fast path (update the Lease it last saw, one request);
+ * otherwise, or when that fails, it reads the Lease, lets the state machine
+ * decide and writes what it asks for.
  *
  * What is shared, and the locking rule:
  *   - the MrLeaderElector, which locks itself (leader.h): the thread runs
@@ -34,8 +36,8 @@
  * Shutdown: elector_release (or elector_free) sets the stop flag and
  * signals a condition variable the thread waits on between rounds, so it
  * stops at once — or, in the middle of a round, when its Lease request in
- * flight answers or gives up (half the renew deadline per attempt, one
- * retry). The thread is
+ * flight answers or gives up (the renew deadline less a retry period per
+ * attempt, one retry). The thread is
  * joined, then the Lease is released so a successor need not wait out the
  * lease duration.
  */
@@ -54,8 +56,8 @@ typedef void (*elector_change_t)(Elector *el, bool leading, void *userdata);
  * Starts electing at once. e is referenced (on_change is dispatched from it).
  * client is borrowed for this call only: the election thread talks to the
  * same server with the same credentials and User-Agent through a client of
- * its own (kube_client_new_like), with short timeouts and one retry, since
- * a round repeats every retry period anyway. config is copied. Errors:
+ * its own (kube_client_new_like), with timeouts under the renew deadline
+ * and one retry, since a round repeats every retry period anyway. config is copied. Errors:
  * -EINVAL (config; err names the rule), -ENOMEM, the client's errors, or
  * the eventfd's or pthread_create's, each named in err.
  */

@@ -224,6 +224,30 @@ MrLeaderAction mr_leader_observe(MrLeaderElector *e, const MrLeaderRecord *obser
         return a;
 }
 
+int mr_leader_renew(MrLeaderElector *e, MrLeaderRecord *ret_record)
+{
+        pthread_mutex_lock(&e->lock);
+        usec_t now = mr_now_monotonic(e->clock);
+        expire_if_lapsed(e, now);
+        if (!e->leading || !e->have_observed || !streq(strempty(e->observed.holder_identity), e->identity)) {
+                pthread_mutex_unlock(&e->lock);
+                return 0;
+        }
+        MrLeaderRecord r = {
+                .holder_identity = e->identity,
+                .lease_duration_seconds = (int32_t)(e->lease_duration / USEC_PER_SEC),
+                .acquire_time = e->observed.acquire_time,
+                .renew_time = mr_now_realtime(e->clock),
+                .leader_transitions = e->observed.leader_transitions,
+        };
+        e->pending = true;
+        e->decided_at = now;
+        e->pending_record = r;
+        *ret_record = r;
+        pthread_mutex_unlock(&e->lock);
+        return 1;
+}
+
 void mr_leader_write_done(MrLeaderElector *e, int error, const MrLeaderRecord *answer,
                           const char *new_resource_version)
 {

@@ -7,6 +7,8 @@
  * caller (the coordinator's controller) runs the loop:
  *
  *     every retry_period (jittered) and at mr_leader_deadline():
+ *         optionally, mr_leader_renew(e, &record) == 1 → update the Lease last
+ *             seen with record, mr_leader_write_done; done unless that failed
  *         read the Lease (kube_lease_get; -ENOENT → observed NULL)
  *         action = mr_leader_observe(e, observed, rv, &record)
  *         CREATE → kube_lease_create with record   WRITE → kube_lease_update with record
@@ -101,6 +103,18 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(MrLeaderElector *, mr_leader_free);
  */
 MrLeaderAction mr_leader_observe(MrLeaderElector *e, const MrLeaderRecord *observed, const char *resource_version,
                                  MrLeaderRecord *ret_record);
+
+/*
+ * client-go's fast path (1.30+, "optimistically update leader lock"): a
+ * leader whose lease is still valid by its own clock renews without reading
+ * first. Returns 1 and fills *ret_record (holder borrowed from the elector;
+ * acquireTime and leaseTransitions kept) when that applies: the caller
+ * updates the Lease it last read or wrote, guarded by that resourceVersion,
+ * and reports through mr_leader_write_done() as for a WRITE. On any error
+ * the round falls back to reading the Lease (observe). Returns 0 when not
+ * leading, or when the last record seen does not name us.
+ */
+int mr_leader_renew(MrLeaderElector *e, MrLeaderRecord *ret_record);
 
 /*
  * Reports the outcome of the CREATE/WRITE that observe asked for: error 0

@@ -14,10 +14,15 @@
  *     it) before the loss is delivered; the loss then reaches on_change on
  *     the loop's thread;
  *   - a lease that cannot be renewed (the API failing every Lease call)
- *     while the loop is blocked fences writes too, and a loss then a regain
- *     within one blocked stretch are delivered as false, then true;
+ *     while the loop is blocked fences writes too;
+ *   - a loss and a regain within one blocked stretch (stolen, then given
+ *     back) are delivered as false, then true;
  *   - release stops the thread and clears the Lease, so the other candidate
- *     takes it at once; no change is delivered after it.
+ *     takes it at once; no change is delivered after it;
+ *   - the fast path (mr_leader_renew, on a fake clock): only a leader within
+ *     its deadline whose last record names it renews without reading; the
+ *     record keeps acquireTime and leaseTransitions; a failed write leaves
+ *     the deadline where it was.
  *
  * The waits are bounded loops on a condition, never assertions on time.
  */
@@ -318,14 +323,13 @@ static void set_lease_faults(Fixture *f, double rate)
         sim_store_unlock(store);
 }
 
-static void lose_and_regain(Fixture *f)
+static void unrenewable(Fixture *f)
 {
         set_lease_faults(f, 1.0);
         wait_state(&f->a, false); /* the renew deadline passed without a renewal */
         assert_int_equal(try_write(f, "unproven"), -MR_ELOSTLEASE);
-        set_lease_faults(f, 0);
-        wait_state(&f->a, true); /* its own lease, not taken: acquired again at once */
         assert_int_equal(f->a.n_changes, 1);
+        set_lease_faults(f, 0);
 }
 
 static void test_unrenewable_lease_fences_while_loop_blocked(void **state)
@@ -336,17 +340,70 @@ static void test_unrenewable_lease_fences_while_loop_blocked(void **state)
         start_candidate(&f, &f.a);
         run_until_changes(&f, &f.a, 1);
 
-        block_loop(&f, lose_and_regain);
+        block_loop(&f, unrenewable);
         assert_false(exists(&f, "unproven"));
 
-        /* Lost and regained within one blocked stretch: both reach the engines, in order. */
+        /*
+         * Its own lease, not taken: it leads again. Whether the thread saw the loss first (a renewal
+         * decided before the deadline may still land, and then counts from when it was decided) the
+         * engines see a consistent story: alternating changes, ending in leading.
+         */
+        usec_t end = mr_now_monotonic(NULL) + 30 * USEC_PER_SEC;
+        while (f.a.n_changes % 2 == 0 || mr_leader_check(elector_state(f.a.elector)) < 0) {
+                if (mr_now_monotonic(NULL) >= end)
+                        fail_msg("candidate-a did not lead again");
+                assert_true(sd_event_run(f.event, 100 * USEC_PER_MSEC) >= 0);
+        }
+        for (size_t i = 0; i < f.a.n_changes; i++)
+                assert_int_equal(f.a.changes[i], i % 2 == 0);
+        assert_false(f.a.off_thread);
+        assert_int_equal(try_write(&f, "proven-again"), 0);
+        assert_true(exists(&f, "proven-again"));
+        stop(&f);
+}
+
+/* ---- lost and regained within one blocked stretch: both reach on_change ---------------------- */
+
+static void steal_and_give_back(Fixture *f)
+{
+        _cleanup_(kube_lease_done) KubeLease l = {};
+        KubeStatus st;
+
+        steal_lease(f);
+        read_lease(f, &l);
+        free(l.holder_identity);
+        l.holder_identity = strdup(""); /* the thief releases it, as client-go does */
+        l.lease_duration_seconds = 1;
+        l.acquire_time = l.renew_time = mr_now_realtime(NULL);
+        if (kube_lease_update(f->probe, &l, &st) < 0)
+                fail_msg("releasing the stolen lease: %s", st.message);
+        wait_state(&f->a, true);
+        assert_int_equal(f->a.n_changes, 1);
+}
+
+static void test_loss_and_regain_while_blocked_both_delivered(void **state)
+{
+        Fixture f = {};
+        start(&f);
+        kube_client_set_write_guard(f.client, write_guard, &f);
+        start_candidate(&f, &f.a);
+        run_until_changes(&f, &f.a, 1);
+
+        block_loop(&f, steal_and_give_back);
+        assert_false(exists(&f, "after-the-theft"));
+
+        /* The engines must still see the gap (someone else led meanwhile): false, then true. */
         run_until_changes(&f, &f.a, 3);
         assert_true(f.a.changes[0]);
         assert_false(f.a.changes[1]);
         assert_true(f.a.changes[2]);
         assert_false(f.a.off_thread);
-        assert_int_equal(try_write(&f, "proven-again"), 0);
-        assert_true(exists(&f, "proven-again"));
+        for (unsigned i = 0; i < 5; i++)
+                assert_true(sd_event_run(f.event, 100 * USEC_PER_MSEC) >= 0);
+        assert_int_equal(f.a.n_changes, 3);
+        _cleanup_(kube_lease_done) KubeLease l = {};
+        read_lease(&f, &l);
+        assert_string_equal(l.holder_identity, "candidate-a");
         stop(&f);
 }
 
@@ -383,13 +440,64 @@ static void test_release_hands_over(void **state)
         stop(&f);
 }
 
+/* ---- the fast path in the state machine -------------------------------------------------------- */
+
+static void test_fast_path_renews_only_a_valid_leader(void **state)
+{
+        MrFakeClock clock;
+        _cleanup_(mr_leader_freep) MrLeaderElector *e = NULL;
+        MrLeaderRecord record, other = { .holder_identity = "other", .lease_duration_seconds = 15,
+                                         .acquire_time = 1, .renew_time = 1, .leader_transitions = 4 };
+        mr_fake_clock_init(&clock, 1000 * USEC_PER_SEC, 2000 * USEC_PER_SEC);
+        MrLeaderConfig lc = { .identity = "me", .clock = &clock.clock };
+        assert_int_equal(mr_leader_new(&lc, &e, NULL), 0);
+
+        /* A follower never takes the fast path. */
+        assert_int_equal(mr_leader_renew(e, &record), 0);
+        assert_int_equal(mr_leader_observe(e, &other, "1", &record), MR_LEADER_FOLLOW);
+        assert_int_equal(mr_leader_renew(e, &record), 0);
+
+        /* Take it over once it expired; then renew without reading. */
+        clock.monotonic += 16 * USEC_PER_SEC;
+        clock.realtime += 16 * USEC_PER_SEC;
+        assert_int_equal(mr_leader_observe(e, &other, "1", &record), MR_LEADER_WRITE);
+        usec_t acquired = record.acquire_time;
+        mr_leader_write_done(e, 0, &record, "2");
+        assert_int_equal(mr_leader_check(e), 0);
+        clock.monotonic += 2 * USEC_PER_SEC;
+        clock.realtime += 2 * USEC_PER_SEC;
+        assert_int_equal(mr_leader_renew(e, &record), 1);
+        assert_string_equal(record.holder_identity, "me");
+        assert_int_equal(record.acquire_time, acquired);
+        assert_int_equal(record.renew_time, clock.realtime);
+        assert_int_equal(record.leader_transitions, 5);
+        assert_int_equal(record.lease_duration_seconds, 15);
+        mr_leader_write_done(e, 0, &record, "3");
+        assert_int_equal(mr_leader_deadline(e), clock.monotonic + 10 * USEC_PER_SEC);
+
+        /* A failed fast write (a conflict) changes nothing: the deadline stays, the round reads next. */
+        usec_t deadline = mr_leader_deadline(e);
+        clock.monotonic += 2 * USEC_PER_SEC;
+        assert_int_equal(mr_leader_renew(e, &record), 1);
+        mr_leader_write_done(e, -MR_ECONFLICT, NULL, NULL);
+        assert_int_equal(mr_leader_deadline(e), deadline);
+        assert_int_equal(mr_leader_check(e), 0);
+
+        /* Past the deadline: no fast path, and the fence is closed. */
+        clock.monotonic = deadline;
+        assert_int_equal(mr_leader_renew(e, &record), 0);
+        assert_int_equal(mr_leader_check(e), -MR_ELOSTLEASE);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_renews_while_loop_blocked),
                 cmocka_unit_test(test_stolen_lease_fences_while_loop_blocked),
                 cmocka_unit_test(test_unrenewable_lease_fences_while_loop_blocked),
+                cmocka_unit_test(test_loss_and_regain_while_blocked_both_delivered),
                 cmocka_unit_test(test_release_hands_over),
+                cmocka_unit_test(test_fast_path_renews_only_a_valid_leader),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
