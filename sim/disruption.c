@@ -226,7 +226,8 @@ int sim_pdb_sync(SimStore *s, const char *ns, const char *name, usec_t now, usec
                 goto fail_safe;
         }
         PdbScan scan = { .store = s, .selector = sel, .pods = pods, .scales = scales };
-        r = sim_store_foreach(s, &SIM_PODS, ns, scan_pod, &scan);
+        r = sim_store_foreach_labeled(s, &SIM_PODS, ns, mr_json_get(copy, "spec", "selector", "matchLabels", NULL),
+                                      scan_pod, &scan);
         if (r < 0)
                 return r;
 

@@ -169,7 +169,7 @@ int sim_endpoints_sync(SimControllers *c, const char *ns, const char *name, usec
                 return -ENOMEM;
         EpScan scan = { .sel = sel, .ready = ready, .not_ready = not_ready, .pods = pods,
                         .publish_not_ready = mr_json_get_bool(false, svc, "spec", "publishNotReadyAddresses", NULL) };
-        r = sim_store_foreach(s, &SIM_PODS, ns, scan_pod, &scan);
+        r = sim_store_foreach_labeled(s, &SIM_PODS, ns, selector, scan_pod, &scan);
         if (r < 0)
                 return r;
         json_object_array_sort(ready, ip_cmp);

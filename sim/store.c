@@ -31,6 +31,7 @@
  *    generation, defaults, graceful deletion, finalizers), so objects the
  *    controllers and the scenario loader create look like the API's.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -1433,6 +1434,57 @@ int sim_store_foreach_raw(SimStore *s, const SimKind *k, const char *ns, const c
 json_object *sim_store_raw_object(SimStore *s, const SimRaw *raw)
 {
         return entry_object(s, raw->entry);
+}
+
+#define LABELED_NEEDLE_MAX 384 /* "key":"value": a 317-byte key at most, a 63-byte value */
+#define LABELED_NEEDLES_MAX 16
+
+typedef struct Labeled {
+        SimStore *s;
+        char needles[LABELED_NEEDLES_MAX][LABELED_NEEDLE_MAX];
+        size_t n;
+        sim_foreach_t cb;
+        void *userdata;
+} Labeled;
+
+/* Characters JSON writes as they are (the store's JSON escapes no slash): label keys and values use no others. */
+static bool json_plain(const char *v, bool slash)
+{
+        for (const char *p = v; *p; p++)
+                if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-' && !(slash && *p == '/'))
+                        return false;
+        return true;
+}
+
+static int labeled_cb(const SimRaw *raw, void *userdata)
+{
+        Labeled *l = userdata;
+        for (size_t i = 0; i < l->n; i++)
+                if (!memmem(raw->json, raw->size, l->needles[i], strlen(l->needles[i])))
+                        return 0;
+        json_object *o = sim_store_raw_object(l->s, raw);
+        if (!o)
+                return -ENOMEM;
+        return l->cb(o, l->userdata);
+}
+
+int sim_store_foreach_labeled(SimStore *s, const SimKind *k, const char *ns, json_object *match_labels,
+                              sim_foreach_t cb, void *userdata)
+{
+        Labeled l = {.s = s, .cb = cb, .userdata = userdata};
+
+        if (match_labels && json_object_is_type(match_labels, json_type_object)) {
+                json_object_object_foreach(match_labels, key, value) {
+                        const char *v = json_object_is_type(value, json_type_string) ? json_object_get_string(value)
+                                                                                     : NULL;
+                        /* The store's JSON is compact (JSON_C_TO_STRING_PLAIN): "key":"value", no space. */
+                        if (!v || !json_plain(key, true) || !json_plain(v, false) || l.n == LABELED_NEEDLES_MAX ||
+                            strlen(key) + strlen(v) + 6 > LABELED_NEEDLE_MAX)
+                                continue;
+                        snprintf(l.needles[l.n++], sizeof(l.needles[0]), "\"%s\":\"%s\"", key, v);
+                }
+        }
+        return sim_store_foreach_raw(s, k, ns, NULL, NULL, labeled_cb, &l);
 }
 
 int sim_store_foreach_owned(SimStore *s, const SimKind *k, const char *ns, const char *owner_uid, sim_foreach_t cb,

@@ -167,6 +167,21 @@ int sim_store_foreach(SimStore *s, const SimKind *k, const char *ns, sim_foreach
 int sim_store_foreach_after(SimStore *s, const SimKind *k, const char *ns, const char *after_ns,
                             const char *after_name, sim_foreach_t cb, void *userdata);
 
+/*
+ * foreach over the objects of k in ns that may carry every label of
+ * match_labels (borrowed: a JSON object of key → string value, as a
+ * Service's selector or a LabelSelector's matchLabels; NULL or {}: every
+ * object). An object whose stored JSON does not hold one of the pairs as
+ * "key":"value" cannot carry it and is skipped unparsed — a Service or PDB
+ * in a namespace of 5,000 ztunnel pods no longer parses them all on every
+ * pod change. A filter, not a match: cb still tests the selector (the
+ * pair may sit elsewhere than in metadata.labels). Only pairs JSON writes
+ * unescaped (what Kubernetes allows in label keys and values) filter; any
+ * other pair filters nothing.
+ */
+int sim_store_foreach_labeled(SimStore *s, const SimKind *k, const char *ns, json_object *match_labels,
+                              sim_foreach_t cb, void *userdata);
+
 /* Pods bound to node (spec.nodeName index), same contract as foreach. */
 int sim_store_foreach_pod_on_node(SimStore *s, const char *node, sim_foreach_t cb, void *userdata);
 

@@ -435,6 +435,46 @@ static void test_compact_storage(void **state)
         assert_int_equal(sim_store_count_after(f->store, &SIM_CONFIGMAPS, "zz", NULL, NULL), 0);
 }
 
+/* The label prefilter: only pods that may carry every pair reach the callback, in key order. */
+static void test_foreach_labeled(void **state)
+{
+        Fixture *f = *state;
+        char buf[256];
+
+        create(f->store, &SIM_PODS, "{\"metadata\":{\"name\":\"a\",\"namespace\":\"ns\","
+                                    "\"labels\":{\"app\":\"istiod\",\"app.kubernetes.io/part-of\":\"istio\"}}}");
+        create(f->store, &SIM_PODS, "{\"metadata\":{\"name\":\"b\",\"namespace\":\"ns\","
+                                    "\"labels\":{\"app\":\"ztunnel\"}},"
+                                    "\"spec\":{\"containers\":[{\"name\":\"c\",\"env\":[{\"name\":\"X\",\"value\":\"istiod\"}]}]}}");
+        /* the pair outside the labels: passes the filter (the caller's selector decides) */
+        create(f->store, &SIM_PODS, "{\"metadata\":{\"name\":\"c\",\"namespace\":\"ns\","
+                                    "\"annotations\":{\"app\":\"istiod\"}}}");
+        create(f->store, &SIM_PODS, "{\"metadata\":{\"name\":\"d\",\"namespace\":\"other\","
+                                    "\"labels\":{\"app\":\"istiod\"}}}");
+
+        _cleanup_(json_object_putp) json_object *istiod = J("{\"app\":\"istiod\"}");
+        buf[0] = 0;
+        assert_int_equal(sim_store_foreach_labeled(f->store, &SIM_PODS, "ns", istiod, count_cb, buf), 0);
+        assert_string_equal(buf, "ns/a ns/c "); /* b holds "istiod" only as another field's value */
+
+        _cleanup_(json_object_putp) json_object *both = J("{\"app\":\"istiod\",\"app.kubernetes.io/part-of\":\"istio\"}");
+        buf[0] = 0;
+        assert_int_equal(sim_store_foreach_labeled(f->store, &SIM_PODS, NULL, both, count_cb, buf), 0);
+        assert_string_equal(buf, "ns/a ");
+
+        /* no selector, an empty one, or a value JSON would escape: no filtering */
+        _cleanup_(json_object_putp) json_object *empty = J("{}"), *odd = J("{\"app\":\"a\\\"b\"}");
+        buf[0] = 0;
+        assert_int_equal(sim_store_foreach_labeled(f->store, &SIM_PODS, "ns", NULL, count_cb, buf), 0);
+        assert_string_equal(buf, "ns/a ns/b ns/c ");
+        buf[0] = 0;
+        assert_int_equal(sim_store_foreach_labeled(f->store, &SIM_PODS, "ns", empty, count_cb, buf), 0);
+        assert_string_equal(buf, "ns/a ns/b ns/c ");
+        buf[0] = 0;
+        assert_int_equal(sim_store_foreach_labeled(f->store, &SIM_PODS, "ns", odd, count_cb, buf), 0);
+        assert_string_equal(buf, "ns/a ns/b ns/c ");
+}
+
 static void test_crd_and_kinds(void **state)
 {
         Fixture *f = *state;
@@ -522,6 +562,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_graceful_delete_and_finalizers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_history_ring, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_compact_storage, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_foreach_labeled, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_crd_and_kinds, setup, teardown),
                 cmocka_unit_test(test_audit),
                 cmocka_unit_test(test_clock),
