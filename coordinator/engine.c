@@ -63,6 +63,7 @@ struct Engine {
         sd_event_source *timer;
         bool active;
         bool finished;
+        bool fenced;      /* the last tick stopped at the fence (see on_timer) */
         usec_t adopted;   /* wall time this coordinator took the Rollout over (became active) */
 
         /* the drain of the current group, if one runs */
@@ -1633,10 +1634,24 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 return 0;
         r = tick(e);
         if (r == -MR_ELOSTLEASE) {
-                log_warning("Rollout %s: leadership lost; stopping every mutation", e->rollout);
-                engine_set_active(e, false);
+                /*
+                 * The lease cannot be proven now (a renewal is late, or it is
+                 * lost): every write is refused below us, and the drain stops.
+                 * A loss the elector sees reaches engine_set_active(false); a
+                 * renewal that was only late never does — nothing changed
+                 * hands — so look again rather than wait for a call that may
+                 * never come, and go on once the lease is proven again.
+                 */
+                if (!e->fenced)
+                        log_warning("Rollout %s: the lease cannot be proven; no mutation until it is", e->rollout);
+                e->fenced = true;
+                drain_stop(e);
+                schedule(e, e->opts.tick);
                 return 0;
         }
+        if (e->fenced)
+                log_notice("Rollout %s: the lease is proven again; going on", e->rollout);
+        e->fenced = false;
         schedule(e, r == ADVANCE ? 0 : poll_interval(e));
         return 0;
 }
@@ -1681,6 +1696,7 @@ void engine_set_active(Engine *e, bool active)
         if (e->active == active)
                 return;
         e->active = active;
+        e->fenced = false;
         if (active)
                 e->adopted = now_wall(e);
         if (!active) {

@@ -26,6 +26,8 @@
 #include "meshroll/fileio.h"
 #include "meshroll/json-util.h"
 #include "meshroll/kube.h"
+#include "meshroll/leader.h"
+#include "meshroll/time-util.h"
 #include "meshroll/yaml-json.h"
 #include <signal.h>
 #include <spawn.h>
@@ -473,6 +475,69 @@ static unsigned writes_by(Fixture *f, const char *resource, const char *prefix)
         return n;
 }
 
+/*
+ * A renewal that lands late: the fence sees the lease lapse while the
+ * renewing write is in flight, then the write's answer restores it — the
+ * same holder throughout, so the elector reports no change of leadership.
+ * The engine writes nothing while the lease cannot be proven, and then
+ * goes on by itself: it used to stop for good, waiting for a "leading"
+ * call that never came (the 5,000-node benchmark's coordinator sat idle).
+ */
+static void test_late_renewal_resumes(void **state)
+{
+        static const char *const resources[] = { "nodes", "pods", "daemonsets", "rollouts" };
+        Fixture f = { .stop_at_draining_group = 1 };
+        MrFakeClock fake;
+        MrError err = {};
+        MrLeaderRecord rec;
+
+        mr_fake_clock_init(&fake, 1000 * USEC_PER_SEC, 1767225600ULL * USEC_PER_SEC);
+        MrLeaderConfig lc = { .identity = "solo", .clock = &fake.clock }; /* renew deadline 10 s */
+        _cleanup_(mr_leader_freep) MrLeaderElector *le = NULL;
+        assert_int_equal(mr_leader_new(&lc, &le, &err), 0);
+        assert_int_equal(mr_leader_observe(le, NULL, NULL, &rec), MR_LEADER_CREATE);
+        mr_leader_write_done(le, 0, NULL, "1");
+        assert_int_equal(mr_leader_check(le), 0);
+
+        start(&f, NULL);
+        _cleanup_(ztunnel_info_freep) ZtunnelInfo *before = NULL;
+        inspect(&f, &before);
+        EngineOptions o = { .rollout = "r1", .tick = 100 * USEC_PER_MSEC, .elector = le, .on_change = on_change,
+                            .on_finished = on_finished, .userdata = &f };
+        assert_int_equal(engine_new(f.event, f.client, &o, &f.engine), 0);
+        engine_set_active(f.engine, true); /* what the elector reports once, on acquiring */
+        run_until(&f, 90 * USEC_PER_SEC);
+        assert_true(f.stopped_in_drain);
+
+        /* A renewal starts 2 s after the last one, and is still unanswered 8.5 s later. */
+        fake.monotonic += 2 * USEC_PER_SEC;
+        fake.realtime += 2 * USEC_PER_SEC;
+        assert_int_equal(mr_leader_renew(le, &rec), 1);
+        fake.monotonic += 8500 * USEC_PER_MSEC;
+        fake.realtime += 8500 * USEC_PER_MSEC;
+
+        unsigned before_writes[ELEMENTSOF(resources)];
+        for (size_t i = 0; i < ELEMENTSOF(resources); i++)
+                before_writes[i] = writes_by(&f, resources[i], "meshroll");
+        usec_t end = mr_now_monotonic(NULL) + 1500 * USEC_PER_MSEC;
+        while (mr_now_monotonic(NULL) < end)
+                assert_true(sd_event_run(f.event, 100 * USEC_PER_MSEC) >= 0);
+        assert_int_equal(mr_leader_check(le), -MR_ELOSTLEASE);
+        for (size_t i = 0; i < ELEMENTSOF(resources); i++)
+                if (writes_by(&f, resources[i], "meshroll") != before_writes[i])
+                        fail_msg("%s written while the lease could not be proven", resources[i]);
+
+        /* The answer arrives: renewed by the same holder, no change of leadership to report. */
+        mr_leader_write_done(le, 0, NULL, "2");
+        assert_int_equal(mr_leader_check(le), 0);
+        f.stop_at_draining_group = -1;
+        f.stopped_in_drain = false;
+        run_until(&f, 90 * USEC_PER_SEC);
+        assert_int_equal(f.phase, ROLLOUT_COMPLETED);
+        assert_all_on(&f, before->update_hash);
+        stop(&f);
+}
+
 /* `meshroll plan` reads everything and writes nothing. */
 static void test_plan_changes_nothing(void **state)
 {
@@ -581,6 +646,7 @@ int main(void)
                 cmocka_unit_test(test_plan_changes_nothing),
                 cmocka_unit_test(test_pdb_blocked_drain_pauses),
                 cmocka_unit_test(test_two_coordinators_one_writer),
+                cmocka_unit_test(test_late_renewal_resumes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
