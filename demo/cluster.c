@@ -171,7 +171,7 @@ int demo_cluster_start(const DemoClusterOptions *o, DemoCluster **ret)
         _cleanup_(demo_cluster_stopp) DemoCluster *c = NULL;
         _cleanup_(kube_config_freep) KubeConfig *config = NULL;
         const char *services[] = {o->service, NULL};
-        SimDataplaneOptions dpo = {.net = o->net, .services = services};
+        SimDataplaneOptions dpo = {.services = services}; /* net 0: a free 127.<net>, reserved */
         SimOptions so = {.scenario_path = o->scenario_path,
                          .scenario_data = o->scenario_data,
                          .scenario_size = o->scenario_data ? strlen(o->scenario_data) : 0,

@@ -20,13 +20,12 @@ typedef struct DemoClusterOptions {
         const char *scenario_path; /* or scenario_data */
         const char *scenario_data;
         double speed;
-        uint8_t net; /* the data plane's 127.<net>.x.y */
         const char *client_namespace, *client_selector;
-        const char *service;  /* "ns/name" */
-        unsigned connections; /* the pool, spread over the client pods */
-        double rate;          /* per connection */
+        const char *service;              /* "ns/name" */
+        unsigned connections;             /* the pool, spread over the client pods */
+        double rate;                      /* per connection */
         unsigned requests_per_connection; /* recycle connections (weights apply per connection); 0: never */
-        usec_t deadline;      /* monotonic µs */
+        usec_t deadline;                  /* monotonic µs */
 } DemoClusterOptions;
 
 /*

@@ -19,7 +19,9 @@
  *              node's ztunnel under live connections.
  *
  * The two runs use different 127.<net> networks so that sockets of the
- * first run lingering in TIME_WAIT never meet the second (pick_net).
+ * first run lingering in TIME_WAIT never meet the second (the data plane
+ * reserves a free net, searching from above the one this process took
+ * last).
  */
 #include <stdio.h>
 
@@ -33,15 +35,6 @@
 
 #define SETTLE_EXTRA (500 * USEC_PER_MSEC)
 
-/*
- * 127.<net>: 2–99 for the first run, 200–254 for the second, from the pid. The unit tests take
- * 100–199 (test_sim-dataplane.c), so a demo never meets a test run in another build directory.
- */
-static uint8_t pick_net(bool second)
-{
-        return (uint8_t)(second ? 200 + getpid() % 55 : 2 + getpid() % 98);
-}
-
 static DemoClusterOptions cluster_options(const DemoOptions *o, const char *scenario_yaml, bool second,
                                           usec_t deadline)
 {
@@ -49,7 +42,6 @@ static DemoClusterOptions cluster_options(const DemoOptions *o, const char *scen
             .scenario_path = o->scenario,
             .scenario_data = o->scenario ? NULL : scenario_yaml,
             .speed = o->speed,
-            .net = pick_net(second),
             .client_namespace = o->client_namespace,
             .client_selector = o->client_selector,
             .service = o->service,

@@ -228,7 +228,6 @@ int demo_traffic_run(const DemoOptions *o, const DemoPaths *paths, usec_t deadli
         DemoClusterOptions co = {
             .scenario_data = scenario,
             .speed = o->speed,
-            .net = (uint8_t)(2 + getpid() % 98),
             .client_namespace = "shop",
             .client_selector = "app=frontend",
             .service = "shop/reviews",

@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -72,8 +73,8 @@
 #define DP_PUMP_ROUNDS 16    /* read/write rounds per relay event */
 #define DP_IDLE_WAIT_MS 1000 /* epoll timeout: the loop re-checks its stop flag at least this often */
 #define DP_ERROR_RATE_ANNOTATION "sim.meshroll.io/error-rate" /* a backend answers 503 to this share */
-#define DP_SCAN_MAX 24      /* the start of a request or answer line kept for metrics */
-#define DP_INFLIGHT_MAX 8   /* requests timed per relay (the protocol has one at a time) */
+#define DP_SCAN_MAX 24    /* the start of a request or answer line kept for metrics */
+#define DP_INFLIGHT_MAX 8 /* requests timed per relay (the protocol has one at a time) */
 
 /* --- state --------------------------------------------------------------------------------- */
 
@@ -91,7 +92,7 @@ typedef struct DpNode {
         SimDpHandler lh_out, lh_in;
         uint64_t accepted, reset;
         uint32_t active;
-        DpMetrics metrics;              /* istio_requests_total, … (dataplane-mesh.h) */
+        DpMetrics metrics;               /* istio_requests_total, … (dataplane-mesh.h) */
         DpMetricsServer *metrics_server; /* /metrics on addr:metrics port */
 } DpNode;
 
@@ -102,7 +103,7 @@ typedef struct DpPod {
         SimDataplane *dp;
         bool dead;
         char ns[64], name[256], uid[64], node[256];
-        json_object *labels; /* owned copy */
+        json_object *labels;             /* owned copy */
         char workload[256], version[64]; /* Istio's destination_workload / destination_version */
         double error_rate, error_acc;    /* share of requests answered 503; its running remainder */
         bool running, ready, deleting, seen;
@@ -192,6 +193,7 @@ struct SimDataplane {
         char *ztunnel_ns, *ztunnel_name;
         char **services; /* NULL: every Service with a selector */
         uint8_t net;
+        int net_lock_fd; /* holds the reservation of 127.<net> (see net_reserve); -EBADF when none */
         uint16_t port_out, port_in, port_metrics;
         bool annotate, observing;
 
@@ -424,7 +426,8 @@ static DpPod *pick_endpoint(SimDataplane *dp, const char *ns, const char *name, 
                         DpPod *p = dp->pods[i];
                         if (p->lfd < 0 || p->draining || !p->ready || p->deleting || p->port != svc->port ||
                             !streq(p->ns, ns) || !selector_matches(svc->selector, p->labels) ||
-                            (subset && json_object_object_length(subset) > 0 && !selector_matches(subset, p->labels)))
+                            (subset && json_object_object_length(subset) > 0 &&
+                             !selector_matches(subset, p->labels)))
                                 continue;
                         if (pass && k == want) {
                                 *ret_svc = svc;
@@ -472,8 +475,8 @@ static void relay_label_destination(Relay *r, DpPod *p, const char *ns, const ch
                 if (dp->svcs[k].served && streq(dp->svcs[k].ns, p->ns) && dp->svcs[k].port == p->port &&
                     selector_matches(dp->svcs[k].selector, p->labels))
                         service = dp->svcs[k].name;
-        snprintf(r->dst_service, sizeof r->dst_service, "%s.%s.svc.cluster.local", service ? service : "unknown",
-                 ns);
+        snprintf(r->dst_service, sizeof r->dst_service, "%s.%s.svc.cluster.local",
+                 service ? service : "unknown", ns);
         snprintf(r->dst_workload, sizeof r->dst_workload, "%s", p->workload);
         snprintf(r->dst_ns, sizeof r->dst_ns, "%s", p->ns);
         snprintf(r->dst_version, sizeof r->dst_version, "%s", p->version);
@@ -498,7 +501,8 @@ static void relay_scan(Relay *r, int dir, const char *data, size_t n)
                 r->scan_len[dir] = 0;
                 if (dir == 0) {
                         if (startswith(line, "GET ") && r->inflight_n < DP_INFLIGHT_MAX) {
-                                r->inflight[(r->inflight_head + r->inflight_n) % DP_INFLIGHT_MAX] = sim_dataplane_now();
+                                r->inflight[(r->inflight_head + r->inflight_n) % DP_INFLIGHT_MAX] =
+                                    sim_dataplane_now();
                                 r->inflight_n++;
                         }
                         continue;
@@ -511,18 +515,19 @@ static void relay_scan(Relay *r, int dir, const char *data, size_t n)
                 code[cl] = 0;
                 double ms = 0;
                 if (r->inflight_n > 0) {
-                        ms = (double)(sim_dataplane_now() - r->inflight[r->inflight_head]) / (double)USEC_PER_MSEC;
+                        ms = (double)(sim_dataplane_now() - r->inflight[r->inflight_head]) /
+                             (double)USEC_PER_MSEC;
                         r->inflight_head = (r->inflight_head + 1) % DP_INFLIGHT_MAX;
                         r->inflight_n--;
                 }
                 DpRequestLabels l = {
-                        .reporter = r->kind == RELAY_OUTBOUND ? "source" : "destination",
-                        .source_workload = r->src_workload,
-                        .source_workload_namespace = r->src_ns,
-                        .destination_service = r->dst_service,
-                        .destination_workload = r->dst_workload,
-                        .destination_workload_namespace = r->dst_ns,
-                        .destination_version = r->dst_version,
+                    .reporter = r->kind == RELAY_OUTBOUND ? "source" : "destination",
+                    .source_workload = r->src_workload,
+                    .source_workload_namespace = r->src_ns,
+                    .destination_service = r->dst_service,
+                    .destination_workload = r->dst_workload,
+                    .destination_workload_namespace = r->dst_ns,
+                    .destination_version = r->dst_version,
                 };
                 dp_metrics_request(&r->node->metrics, &l, code, ms);
         }
@@ -1154,7 +1159,8 @@ static int snap_pod(json_object *obj, void *userdata)
         if (rate) {
                 char *end;
                 double v = strtod(rate, &end);
-                p->error_rate = end != rate && !*end && v > 0 && v <= 1 ? v : 0; /* anything else: no errors */
+                p->error_rate =
+                    end != rate && !*end && v > 0 && v <= 1 ? v : 0; /* anything else: no errors */
         }
         if (!p->ztunnel && labels) {
                 p->labels = mr_json_copy(labels);
@@ -1411,7 +1417,8 @@ static void reconcile_pods(SimDataplane *dp, Snapshot *s)
         /* Services: the new list, keeping each one's round-robin position. */
         for (size_t i = 0; i < s->n_svcs; i++)
                 for (size_t k = 0; k < dp->n_svcs; k++)
-                        if (streq(s->svcs[i].ns, dp->svcs[k].ns) && streq(s->svcs[i].name, dp->svcs[k].name)) {
+                        if (streq(s->svcs[i].ns, dp->svcs[k].ns) &&
+                            streq(s->svcs[i].name, dp->svcs[k].name)) {
                                 s->svcs[i].rr = dp->svcs[k].rr;
                                 dp_routing_carry(&s->svcs[i].routing, &dp->svcs[k].routing);
                         }
@@ -1594,6 +1601,44 @@ static void noop(SimDataplane *dp, void *userdata)
 {
 }
 
+/*
+ * Reserves 127.<net>: an exclusive flock on a lock file per net, held by
+ * the descriptor until it is closed (the process's exit included, so a
+ * killed simulator frees its net). want 0 takes the first free one of
+ * 1–254, searching from just above the net this process took last (from 1
+ * the first time), so that a process's next data plane does not meet the
+ * previous one's sockets lingering in TIME_WAIT. Lock files this user
+ * cannot open (another user's) are skipped; when none can be opened at all
+ * (a read-only /tmp), nothing is reserved and the net is used as asked (or
+ * 1). Returns the descriptor (or -EBADF) and sets *ret_net; -EADDRINUSE
+ * when the net asked for, or every one, is held.
+ */
+static int net_reserve(uint8_t want, uint8_t *ret_net)
+{
+        static _Atomic unsigned last_net; /* 0: none yet */
+        unsigned first = want ? want : last_net % 254 + 1;
+        unsigned tries = want ? 1 : 254;
+        bool opened_any = false;
+
+        *ret_net = want ? want : 1;
+        for (unsigned i = 0; i < tries; i++) {
+                unsigned net = (first - 1 + i) % 254 + 1;
+                char path[sizeof SIM_DATAPLANE_LOCK_DIR + 64];
+                snprintf(path, sizeof path, "%s/meshroll-dataplane-%u.lock", SIM_DATAPLANE_LOCK_DIR, net);
+                int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+                if (fd < 0)
+                        continue;
+                opened_any = true;
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+                        *ret_net = (uint8_t)net;
+                        last_net = net;
+                        return fd;
+                }
+                close(fd);
+        }
+        return opened_any ? -EADDRINUSE : -EBADF;
+}
+
 int sim_dataplane_start(SimStore *store, const SimDataplaneOptions *opts, SimDataplane **ret)
 {
         static const SimDataplaneOptions defaults = {};
@@ -1608,7 +1653,11 @@ int sim_dataplane_start(SimStore *store, const SimDataplaneOptions *opts, SimDat
                 return -ENOMEM;
         dp->store = store;
         dp->epfd = dp->evfd = -EBADF;
-        dp->net = opts->net ? opts->net : 1;
+        dp->net_lock_fd = net_reserve(opts->net, &dp->net);
+        if (dp->net_lock_fd == -EADDRINUSE) {
+                free(dp);
+                return -EADDRINUSE;
+        }
         dp->port_out = opts->outbound_port ? opts->outbound_port : 15001;
         dp->port_in = opts->inbound_port ? opts->inbound_port : 15006;
         dp->port_metrics = opts->metrics_port ? opts->metrics_port : 15020;
@@ -1691,6 +1740,8 @@ SimDataplane *sim_dataplane_stop(SimDataplane *dp)
                 close(dp->epfd);
         if (dp->evfd >= 0)
                 close(dp->evfd);
+        if (dp->net_lock_fd >= 0)
+                close(dp->net_lock_fd); /* after every socket on the net is closed */
         strv_free(dp->services);
         free(dp->ztunnel_ns);
         free(dp->ztunnel_name);
@@ -1701,6 +1752,11 @@ SimDataplane *sim_dataplane_stop(SimDataplane *dp)
 }
 
 /* --- queries ------------------------------------------------------------------------------- */
+
+uint8_t sim_dataplane_get_net(const SimDataplane *dp)
+{
+        return dp->net; /* set before the thread starts, never changed */
+}
 
 typedef struct NodeQuery {
         const char *name;

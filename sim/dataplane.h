@@ -38,6 +38,8 @@ typedef struct SimDataplane SimDataplane;
 #define SIM_DATAPLANE_MAX_NODES 16000 /* 127.<net>.0–63.x */
 #define SIM_DATAPLANE_MAX_PODS 48000  /* 127.<net>.64–255.x */
 
+#define SIM_DATAPLANE_LOCK_DIR "/tmp" /* not $TMPDIR: the reservation is machine-wide */
+
 typedef struct SimDataplaneOptions {
         const char *ztunnel_namespace; /* NULL: "istio-system" */
         const char *ztunnel_name;      /* the ztunnel DaemonSet; NULL: "ztunnel" */
@@ -46,7 +48,17 @@ typedef struct SimDataplaneOptions {
          * NULL: every Service with a selector. Borrowed for the call only.
          */
         const char *const *services;
-        uint8_t net;            /* second octet of every address; 0 → 1 (127.1.x.y) */
+        /*
+         * The second octet of every address (127.<net>.x.y), reserved for as
+         * long as the data plane runs through a lock on
+         * SIM_DATAPLANE_LOCK_DIR/meshroll-dataplane-<net>.lock, so that
+         * simulators in concurrent processes never share an address. 0: the
+         * first free one of 1–254, from 1 for a process's first data plane
+         * (127.1 when nothing else runs) and from above its previous net
+         * after that. A given net another process holds fails with
+         * -EADDRINUSE; sim_dataplane_get_net() tells the one taken.
+         */
+        uint8_t net;
         uint16_t outbound_port; /* 0 → 15001 */
         uint16_t inbound_port;  /* 0 → 15006 */
         uint16_t metrics_port;  /* each node's /metrics (Istio-style request metrics); 0 → 15020 */
@@ -57,7 +69,8 @@ typedef struct SimDataplaneOptions {
  * Starts the data-plane thread on store (borrowed; must outlive the data
  * plane) and returns once the first reconciliation is done: every node has
  * its address and every serving proxy listens. Errors: -EINVAL (bad
- * option), -ENOMEM, -errno from epoll/eventfd/pthread.
+ * option), -EADDRINUSE (the net asked for, or all 254, held by other
+ * processes), -ENOMEM, -errno from epoll/eventfd/pthread.
  */
 int sim_dataplane_start(SimStore *store, const SimDataplaneOptions *opts, SimDataplane **ret);
 /*
@@ -66,6 +79,9 @@ int sim_dataplane_start(SimStore *store, const SimDataplaneOptions *opts, SimDat
  * before. Accepts NULL; returns NULL.
  */
 SimDataplane *sim_dataplane_stop(SimDataplane *dp);
+
+/* The second octet of the data plane's addresses (127.<net>.x.y): the one asked for, or the one reserved. */
+uint8_t sim_dataplane_get_net(const SimDataplane *dp);
 
 /* A node as the data plane sees it. */
 typedef struct SimDataplaneNode {

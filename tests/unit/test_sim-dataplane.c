@@ -9,9 +9,9 @@
  * evicting a client pod and a backend pod moves connections gracefully with
  * no reset and no failed request; nothing is left open afterwards.
  *
- * Only loopback addresses are used: 127.<net>.0.0/16 with net chosen from
- * the pid so that concurrent test processes do not collide. Every wait is
- * bounded (WAIT_US real time).
+ * Only loopback addresses are used: 127.<net>.0.0/16 with a net the data
+ * plane reserves, so that concurrent test processes do not collide. Every
+ * wait is bounded (WAIT_US real time).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -156,9 +156,9 @@ static void env_start(Env *e, bool through_sim_options)
 {
         MrError err = {};
         const char *services[] = {"shop/db", NULL};
-        SimDataplaneOptions dpo = {.net = (uint8_t)(100 + getpid() % 100), .services = services};
+        SimDataplaneOptions dpo = {.services = services}; /* net 0: a free one, reserved */
 
-        *e = (Env){.fds_before = count_fds(), .net = dpo.net, .through_sim_options = through_sim_options};
+        *e = (Env){.fds_before = count_fds(), .through_sim_options = through_sim_options};
         running_env = e;
         SimOptions so = {
             .scenario_data = scenario, .scenario_size = strlen(scenario), .speed = SPEED / test_slowdown()};
@@ -173,6 +173,7 @@ static void env_start(Env *e, bool through_sim_options)
         else
                 assert_int_equal(sim_dataplane_start(sim_get_store(e->sim), &dpo, &e->dp), 0);
         assert_non_null(e->dp);
+        e->net = sim_dataplane_get_net(e->dp);
 
         SimLoadgenOptions lo = {
             .client_namespace = "shop",
@@ -635,6 +636,37 @@ static void test_in_place_upgrade_resets(void **state)
         env_stop(e);
 }
 
+/* 127.<net> is reserved while a data plane runs: a net taken is refused, the next free one is used. */
+static void test_net_reserved(void **state)
+{
+        MrError err = {};
+        Sim *sim = NULL;
+        SimOptions so = {.scenario_data = scenario, .scenario_size = strlen(scenario), .speed = SPEED};
+        if (sim_start(&so, &sim, &err) < 0)
+                fail_msg("sim_start: %s", err.message);
+        SimStore *store = sim_get_store(sim);
+        SimDataplane *a = NULL, *b = NULL, *c = NULL;
+
+        assert_int_equal(sim_dataplane_start(store, &(SimDataplaneOptions){.no_annotate = true}, &a), 0);
+        uint8_t taken = sim_dataplane_get_net(a);
+        assert_true(taken >= 1 && taken <= 254);
+        assert_int_equal(
+            sim_dataplane_start(store, &(SimDataplaneOptions){.net = taken, .no_annotate = true}, &b),
+            -EADDRINUSE);
+        assert_null(b);
+        assert_int_equal(sim_dataplane_start(store, &(SimDataplaneOptions){.no_annotate = true}, &c), 0);
+        assert_int_not_equal(sim_dataplane_get_net(c), taken);
+        c = sim_dataplane_stop(c);
+        a = sim_dataplane_stop(a);
+
+        /* Stopping gives the net back. */
+        assert_int_equal(
+            sim_dataplane_start(store, &(SimDataplaneOptions){.net = taken, .no_annotate = true}, &b), 0);
+        assert_int_equal(sim_dataplane_get_net(b), taken);
+        b = sim_dataplane_stop(b);
+        sim = sim_stop(sim);
+}
+
 static void test_bad_options(void **state)
 {
         static Env env;
@@ -662,6 +694,7 @@ int main(void)
             cmocka_unit_test_teardown(test_drain_then_replace, env_teardown),
             cmocka_unit_test_teardown(test_in_place_upgrade_resets, env_teardown),
             cmocka_unit_test_teardown(test_bad_options, env_teardown),
+            cmocka_unit_test(test_net_reserved),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
