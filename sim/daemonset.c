@@ -43,13 +43,12 @@
 #include "meshroll/time-util.h"
 
 #define ACTOR "daemonset-controller"
-#define MAX_NODES 4096
 
 typedef struct DsNode {
         json_object *node;  /* borrowed from the store (no node is written during a sync) */
         const char *name;
         bool should_run;
-        json_object *pods;  /* owned array of pod copies on this node, oldest first */
+        json_object *pods;  /* owned array of references to the pods on this node, oldest first */
 } DsNode;
 
 typedef struct DsSync {
@@ -60,9 +59,9 @@ typedef struct DsSync {
         char hash[16];
         char generation[24];
         json_object *tolerations; /* owned: template tolerations + daemon ones */
-        DsNode *nodes;
-        size_t n_nodes;
-        json_object *orphans; /* owned array: pods on nodes that do not exist */
+        DsNode *nodes; /* in name order (the store walks Nodes so): find_node searches */
+        size_t n_nodes, cap_nodes;
+        json_object *orphans; /* owned array of references: pods on nodes that do not exist */
         int64_t min_ready;
         usec_t now, due;
 } DsSync;
@@ -73,7 +72,7 @@ static void ds_sync_done(DsSync *d)
                 json_object_put(d->nodes[i].pods);
         free(d->nodes);
         d->nodes = NULL;
-        d->n_nodes = 0;
+        d->n_nodes = d->cap_nodes = 0;
         json_object_put(d->orphans);
         d->orphans = NULL;
 }
@@ -97,8 +96,8 @@ static int pod_age_cmp(const void *a, const void *b)
 static int collect_node(json_object *node, void *userdata)
 {
         DsSync *d = userdata;
-        if (d->n_nodes >= MAX_NODES)
-                return 1;
+        if (d->n_nodes >= d->cap_nodes)
+                return 1; /* cannot happen: the store lock is held since the count */
         DsNode *n = &d->nodes[d->n_nodes];
         *n = (DsNode){ .node = node, .name = mr_json_get_str(node, "metadata", "name", NULL) };
         if (!n->name)
@@ -112,11 +111,22 @@ static int collect_node(json_object *node, void *userdata)
         return 0;
 }
 
+/* Binary search: a sync at 5,000 nodes would otherwise compare every pod's node with every node. */
 static DsNode *find_node(DsSync *d, const char *name)
 {
-        for (size_t i = 0; name && i < d->n_nodes; i++)
-                if (streq(d->nodes[i].name, name))
-                        return &d->nodes[i];
+        size_t lo = 0, hi = d->n_nodes;
+        if (!name)
+                return NULL;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int r = strcmp(d->nodes[mid].name, name);
+                if (r == 0)
+                        return &d->nodes[mid];
+                if (r < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
         return NULL;
 }
 
@@ -125,11 +135,9 @@ static int collect_pod(json_object *pod, void *userdata)
         DsSync *d = userdata;
         if (!sim_is_controlled_by(pod, "DaemonSet", d->uid))
                 return 0;
-        json_object *copy = mr_json_copy(pod);
-        if (!copy)
-                return -ENOMEM;
+        /* A reference, not a copy: stored trees are never modified (store.h). */
         DsNode *n = find_node(d, mr_json_get_str(pod, "spec", "nodeName", NULL));
-        json_object_array_add(n ? n->pods : d->orphans, copy);
+        json_object_array_add(n ? n->pods : d->orphans, json_object_get(pod));
         return 0;
 }
 
@@ -137,14 +145,16 @@ static int collect_pod(json_object *pod, void *userdata)
 static int load(DsSync *d)
 {
         ds_sync_done(d);
-        d->nodes = calloc(MAX_NODES, sizeof *d->nodes);
+        d->cap_nodes = sim_store_count(d->s, &SIM_NODES, NULL);
+        d->nodes = calloc(MAX(d->cap_nodes, (size_t)1), sizeof *d->nodes);
         d->orphans = json_object_new_array();
         if (!d->nodes || !d->orphans)
                 return -ENOMEM;
         int r = sim_store_foreach(d->s, &SIM_NODES, NULL, collect_node, d);
         if (r < 0)
                 return r;
-        r = sim_store_foreach(d->s, &SIM_PODS, d->ns, collect_pod, d);
+        /* The store indexes pods by their controller's uid: the namespace's other pods stay unparsed. */
+        r = sim_store_foreach_owned(d->s, &SIM_PODS, d->ns, d->uid, collect_pod, d);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < d->n_nodes; i++)
@@ -450,8 +460,11 @@ static int rolling_update(DsSync *d, int64_t max_surge, int64_t max_unavailable)
         }
 
         int64_t surged = 0;
-        const char *allowed[MAX_NODES], *candidates[MAX_NODES];
+        _cleanup_free_ const char **allowed = calloc(MAX(d->n_nodes, (size_t)1), sizeof *allowed);
+        _cleanup_free_ const char **candidates = calloc(MAX(d->n_nodes, (size_t)1), sizeof *candidates);
         size_t n_allowed = 0, n_candidates = 0;
+        if (!allowed || !candidates)
+                return -ENOMEM;
         for (size_t i = 0; i < d->n_nodes; i++) {
                 DsNode *n = &d->nodes[i];
                 if (!n->should_run)

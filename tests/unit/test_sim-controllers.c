@@ -335,6 +335,42 @@ static void test_daemonset_rolling(void **state)
         assert_int_equal(status_int(e, &SIM_DAEMONSETS, "istio-system", "ztunnel", "numberAvailable"), 4);
 }
 
+/*
+ * More nodes than the controller once had room for (4,096): every node
+ * runs a pod, and a surge update over all of them (maxSurge 100 %) lists
+ * every node at once.
+ */
+static void test_daemonset_many_nodes(void **state)
+{
+        Env *e = *state;
+        enum { N = 4100 };
+        for (int i = 0; i < N; i++) {
+                char buf[384];
+                snprintf(buf, sizeof buf,
+                         "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"n-%05d\",\"labels\":"
+                         "{\"kubernetes.io/hostname\":\"n-%05d\",\"kubernetes.io/os\":\"linux\"}},"
+                         "\"status\":{\"allocatable\":{\"cpu\":\"4\",\"memory\":\"8Gi\",\"pods\":\"110\"}}}",
+                         i, i);
+                create(e, &SIM_NODES, buf);
+        }
+        create(e, &SIM_NAMESPACES, "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"istio-system\"}}");
+        create(e, &SIM_DAEMONSETS,
+               ZTUNNEL("{\"type\":\"RollingUpdate\",\"rollingUpdate\":{\"maxSurge\":\"100%\",\"maxUnavailable\":0}}"));
+        run_for(e, 5 * USEC_PER_SEC);
+        assert_int_equal(count_pods(e, "istio-system", NULL).ready, N);
+        assert_int_equal(status_int(e, &SIM_DAEMONSETS, "istio-system", "ztunnel", "desiredNumberScheduled"), N);
+        NodePod last = pod_on(e, "n-04099");
+        assert_int_equal(last.n, 1);
+
+        modify(e, &SIM_DAEMONSETS, "istio-system", "ztunnel", set_image, "ztunnel:1.25");
+        settle(e);
+        assert_int_equal(count_pods(e, "istio-system", NULL).total, 2 * N); /* a new pod beside every old one */
+        run_for(e, 20 * USEC_PER_SEC);
+        assert_int_equal(status_int(e, &SIM_DAEMONSETS, "istio-system", "ztunnel", "updatedNumberScheduled"), N);
+        assert_int_equal(status_int(e, &SIM_DAEMONSETS, "istio-system", "ztunnel", "numberAvailable"), N);
+        assert_int_equal(count_pods(e, "istio-system", NULL).total, N);
+}
+
 static void restart(json_object *o, void *u)
 {
         json_object *ann = mr_json_ensure_object(o, "spec", "template", "metadata", "annotations", NULL);
@@ -505,6 +541,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_cordon_taint, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_daemonset_ondelete, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_daemonset_rolling, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_daemonset_many_nodes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_eviction_unready, setup, teardown),
