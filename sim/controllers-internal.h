@@ -151,6 +151,13 @@ size_t sim_sched_cache_pending(const SimSchedCache *sc);
 /* The controllers' cache (borrowed). */
 SimSchedCache *sim_controllers_sched_cache(SimControllers *c);
 
+/*
+ * Parses a Kubernetes quantity into milli-units ("100m" → 100, "2" → 2000,
+ * "128Mi" → 128·2^20·1000); a JSON number counts as its value. -EINVAL for
+ * anything else (a negative value, an unknown suffix, another type).
+ */
+int sim_quantity_milli(json_object *v, int64_t *ret);
+
 /* nodeName, nodeSelector and required node affinity of pod (or pod template: reads .spec) against node. */
 bool sim_node_fits_placement(json_object *pod, json_object *node);
 /* The first NoSchedule/NoExecute taint of node that tolerations (may be NULL) leave uncovered, or NULL. */

@@ -465,6 +465,58 @@ oom:
         return -ENOMEM;
 }
 
+/*
+ * nodes[i].capacity: every value a quantity. Numbers become strings, as the
+ * API serializes a Quantity ("cpu: 8" is stored as "8").
+ */
+static int check_capacity(Ctx *c, json_object *capacity, const char *path)
+{
+        char p[512];
+        json_object_object_foreach(capacity, key, v)
+        {
+                int64_t milli;
+                snprintf(p, sizeof p, "%s.capacity.%s", path, key);
+                if (sim_quantity_milli(v, &milli) < 0)
+                        return fail(c, p, "expected a quantity such as \"8\", \"500m\" or \"32Gi\"");
+                if (!json_object_is_type(v, json_type_string)) {
+                        char num[64];
+                        snprintf(num, sizeof num, "%s", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+                        if (mr_json_set_str(capacity, key, num) < 0)
+                                return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+/* nodes[i].taints: each {key, value?, effect} with one of the three effects Kubernetes knows. */
+static int check_taints(Ctx *c, json_object *taints, const char *path)
+{
+        static const char *const keys[] = { "key", "value", "effect", NULL };
+        char p[512];
+        for (size_t j = 0; j < json_object_array_length(taints); j++) {
+                json_object *t = json_object_array_get_idx(taints, j);
+                const char *key, *value, *effect;
+                int r;
+                snprintf(p, sizeof p, "%s.taints[%zu]", path, j);
+                if (!t || !json_object_is_type(t, json_type_object))
+                        return fail(c, p, "expected a mapping with key, value and effect");
+                if ((r = check_keys(c, t, p, keys)) < 0 || (r = get_string(c, t, "key", p, NULL, &key)) < 0 ||
+                    (r = get_string(c, t, "value", p, NULL, &value)) < 0 ||
+                    (r = get_string(c, t, "effect", p, NULL, &effect)) < 0)
+                        return r;
+                if (isempty(key)) {
+                        snprintf(p + strlen(p), sizeof p - strlen(p), ".key");
+                        return fail(c, p, "required");
+                }
+                if (!effect || (!streq(effect, "NoSchedule") && !streq(effect, "PreferNoSchedule") &&
+                                !streq(effect, "NoExecute"))) {
+                        snprintf(p + strlen(p), sizeof p - strlen(p), ".effect");
+                        return fail(c, p, "expected NoSchedule, PreferNoSchedule or NoExecute");
+                }
+        }
+        return 0;
+}
+
 static int load_nodes(Ctx *c, json_object *root)
 {
         static const char *const keys[] = { "name", "count", "labels", "pool", "zone", "capacity",
@@ -485,7 +537,9 @@ static int load_nodes(Ctx *c, json_object *root)
                     (r = get_int(c, e, "count", path, 1, 0, MAX_NODES_PER_ENTRY, &count)) < 0 ||
                     (r = get_string_map(c, e, "labels", path, &labels)) < 0 ||
                     (r = get_map(c, e, "capacity", path, &capacity)) < 0 || (r = get_list(c, e, "taints", path, &taints)) < 0 ||
-                    (r = get_bool(c, e, "unschedulable", path, false, &unschedulable)) < 0)
+                    (r = get_bool(c, e, "unschedulable", path, false, &unschedulable)) < 0 ||
+                    (capacity && (r = check_capacity(c, capacity, path)) < 0) ||
+                    (taints && (r = check_taints(c, taints, path)) < 0))
                         return r;
                 r = get_string(c, e, "name", path, count == 1 && !json_object_object_get_ex(e, "count", NULL) ? NULL : "node-{n}",
                                &pattern);

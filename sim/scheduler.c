@@ -43,12 +43,8 @@
 
 #define ACTOR "default-scheduler"
 
-/*
- * Parses a Kubernetes quantity into milli-units ("100m" → 100, "2" → 2000,
- * "128Mi" → 128·2^20·1000). Good enough for cpu and memory requests.
- * Returns -EINVAL for anything else.
- */
-static int quantity_milli(json_object *v, int64_t *ret)
+/* Good enough for cpu and memory requests and node capacity (see controllers-internal.h). */
+int sim_quantity_milli(json_object *v, int64_t *ret)
 {
         static const struct {
                 const char *suffix;
@@ -61,7 +57,10 @@ static int quantity_milli(json_object *v, int64_t *ret)
         if (!v)
                 return -EINVAL;
         if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) {
-                *ret = (int64_t)(json_object_get_double(v) * 1000.0);
+                double d = json_object_get_double(v);
+                if (!(d >= 0 && d <= 1e15))
+                        return -EINVAL;
+                *ret = (int64_t)(d * 1000.0);
                 return 0;
         }
         if (!json_object_is_type(v, json_type_string))
@@ -98,9 +97,9 @@ static void pod_requests(json_object *pod, Requests *ret)
              i++) {
                 json_object *req = mr_json_get(json_object_array_get_idx(containers, i), "resources", "requests", NULL);
                 int64_t v;
-                if (quantity_milli(mr_json_get(req, "cpu", NULL), &v) == 0)
+                if (sim_quantity_milli(mr_json_get(req, "cpu", NULL), &v) == 0)
                         ret->cpu += v;
-                if (quantity_milli(mr_json_get(req, "memory", NULL), &v) == 0)
+                if (sim_quantity_milli(mr_json_get(req, "memory", NULL), &v) == 0)
                         ret->memory += v;
         }
 }
@@ -239,7 +238,7 @@ static int64_t allocatable(json_object *node, const char *resource, int64_t def)
         json_object *q = mr_json_get(node, "status", "allocatable", resource, NULL);
         if (!q)
                 q = mr_json_get(node, "status", "capacity", resource, NULL);
-        return quantity_milli(q, &v) == 0 ? v : def;
+        return sim_quantity_milli(q, &v) == 0 ? v : def;
 }
 
 /* ---- the cache ---------------------------------------------------------------------------- */

@@ -214,6 +214,26 @@ static void test_errors(void **state)
         expect_error(e, "- 1\n", "expected a mapping at the top level");
 }
 
+/* Capacity numbers are stored as quantity strings; taints are kept as written. */
+static void test_node_capacity_taints(void **state)
+{
+        Env *e = *state;
+        static const char yaml[] = "nodes:\n  - name: a\n    capacity: {cpu: 4, memory: 16Gi, pods: 20}\n"
+                                   "    taints: [{key: dedicated, value: db, effect: NoSchedule}]\n";
+        MrError err = {};
+        if (sim_scenario_load_data(e->store, yaml, strlen(yaml), "t.yaml", NULL, &err) < 0)
+                fail_msg("%s", err.message);
+        sim_store_lock(e->store);
+        json_object *n = sim_store_get(e->store, &SIM_NODES, NULL, "a");
+        assert_string_equal(mr_json_get_str(n, "status", "capacity", "cpu", NULL), "4");
+        assert_string_equal(mr_json_get_str(n, "status", "allocatable", "pods", NULL), "20");
+        assert_string_equal(mr_json_get_str(n, "status", "capacity", "memory", NULL), "16Gi");
+        json_object *t = json_object_array_get_idx(mr_json_get(n, "spec", "taints", NULL), 0);
+        assert_string_equal(mr_json_get_str(t, "effect", NULL), "NoSchedule");
+        assert_string_equal(mr_json_get_str(t, "value", NULL), "db");
+        sim_store_unlock(e->store);
+}
+
 static void test_objects_and_faults(void **state)
 {
         Env *e = *state;
@@ -247,6 +267,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_small, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_demo, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_node_capacity_taints, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_objects_and_faults, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
