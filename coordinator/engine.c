@@ -54,6 +54,7 @@ typedef struct WakeWatch {
 /* With every waker synced, the ztunnel phase polls this many ticks apart (bounded). */
 #define WAKE_POLL_FACTOR 5
 #define WAKE_POLL_MAX (10 * USEC_PER_SEC)
+#define PREFLIGHT_RECHECK (5 * USEC_PER_SEC) /* transient preflight errors: look again this often */
 
 struct Engine {
         EngineOptions opts;
@@ -74,6 +75,14 @@ struct Engine {
         char *drain_message;
 
         char *last_error; /* to log a repeating failure once */
+
+        /*
+         * The wait for transient preflight errors before the first step. In
+         * memory, as nothing in the Rollout records it before the start: a
+         * coordinator taking over mid-wait waits afresh (at most one more
+         * spec.preflight.waitTimeout). since 0: not waiting.
+         */
+        usec_t preflight_wait_since, preflight_next_check;
 
         /*
          * Wake-ups. Watches on what the ztunnel phase waits for — ztunnel's
@@ -1061,13 +1070,55 @@ static void phase_ctx(Tick *t, PhaseCtx *ctx)
         };
 }
 
-/* First sight of the Rollout: a Pending record for each phase of the spec, in its order. */
+/*
+ * Preflight errors that may clear by themselves: the Rollout stays Pending,
+ * its reason PreflightWaiting and its message what is awaited (written only
+ * when that changes); preflight runs again every PREFLIGHT_RECHECK, not every
+ * tick (it lists the cluster).
+ */
+static int preflight_wait(Tick *t)
+{
+        Engine *e = t->e;
+        RolloutStatus *s = t->status;
+        char timeout[32];
+
+        if (e->preflight_wait_since == 0)
+                e->preflight_wait_since = t->now;
+        e->preflight_next_check =
+            MIN(t->now + PREFLIGHT_RECHECK, e->preflight_wait_since + t->spec->preflight_wait_timeout);
+        _cleanup_free_ char *what = strdup(t->err.message);
+        if (!what)
+                return -ENOMEM;
+        t->err.message[0] = 0;
+        mr_duration_format(t->spec->preflight_wait_timeout, timeout, sizeof timeout);
+        _cleanup_free_ char *message = NULL;
+        if (asprintf(&message, "%s (awaited up to spec.preflight.waitTimeout, %s)", what, timeout) < 0)
+                return -ENOMEM;
+        if (s->phase == ROLLOUT_PENDING && streq_ptr(s->reason, "PreflightWaiting") && streq_ptr(s->message, message))
+                return STAY;
+        log_info_fields(LOG_FIELDS("rollout", e->rollout), "Rollout %s: %s", e->rollout, message);
+        return rollout_status_set_phase(s, ROLLOUT_PENDING, "PreflightWaiting", "%s", message) < 0 ? -ENOMEM : ADVANCE;
+}
+
+/* First sight of the Rollout: preflight, then a Pending record for each phase of the spec, in its order. */
 static int start_rollout(Tick *t)
 {
+        Engine *e = t->e;
         RolloutStatus *s = t->status;
         char list[128] = "";
         size_t n = 0;
 
+        if (e->preflight_wait_since != 0 && t->now < e->preflight_next_check)
+                return STAY;
+        PhaseCtx ctx;
+        phase_ctx(t, &ctx);
+        /* Errors pause (PreflightFailed); transient ones are awaited up to spec.preflight.waitTimeout. */
+        int r = preflight_before_rollout(&ctx, e->preflight_wait_since ? t->now - e->preflight_wait_since : 0);
+        if (r == -EAGAIN)
+                return preflight_wait(t);
+        e->preflight_wait_since = e->preflight_next_check = 0;
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < t->spec->n_phases; i++) {
                 if (rollout_status_add_phase(s, t->spec->phases[i]) < 0)
                         return -ENOMEM;
@@ -1075,11 +1126,8 @@ static int start_rollout(Tick *t)
                                       "%s%s", i ? ", " : "", phase_kind_to_string(t->spec->phases[i]));
         }
         s->started_at = t->now;
-        PhaseCtx ctx;
-        phase_ctx(t, &ctx);
-        int r = preflight_before_rollout(&ctx); /* errors pause (PreflightFailed); transient ones are awaited */
-        if (r != 0)
-                return r < 0 ? r : ADVANCE;
+        if (r > 0)
+                return ADVANCE; /* paused, the phases recorded: resuming goes on anyway */
         if (rollout_status_set_phase(s, ROLLOUT_PROGRESSING, "Started", "phases: %s", list) < 0)
                 return -ENOMEM;
         log_info_fields(LOG_FIELDS("rollout", t->e->rollout), "Rollout %s: started (phases: %s)", t->e->rollout,

@@ -1540,7 +1540,7 @@ static void finding_event(PhaseCtx *ctx, const PreflightFinding *f, const char *
                     f->namespace ? "/" : "", f->name, f->message, f->fix);
 }
 
-int preflight_before_rollout(PhaseCtx *ctx)
+int preflight_before_rollout(PhaseCtx *ctx, usec_t waited)
 {
         _cleanup_(preflight_report_freep) PreflightReport *rep = NULL;
         _cleanup_free_ char *summary = NULL;
@@ -1558,9 +1558,9 @@ int preflight_before_rollout(PhaseCtx *ctx)
         if (rep->count[PREFLIGHT_ERROR] > 0) {
                 if (!(summary = preflight_report_summary(rep, 3)))
                         return mr_error_set(ctx->err, -ENOMEM, "out of memory");
-                /* Awaited, not reported: this runs again on every tick until they clear. */
-                if (all_transient)
-                        return mr_error_set(ctx->err, -EAGAIN, "preflight: waiting before the first step: %s", summary);
+                /* Awaited, not reported: the engine calls again until they clear or the wait is over. */
+                if (all_transient && waited < ctx->spec->preflight_wait_timeout)
+                        return mr_error_set(ctx->err, -EAGAIN, "waiting before the first step for: %s", summary);
         }
         for (size_t i = 0; i < rep->n_findings; i++) {
                 const PreflightFinding *f = &rep->findings[i];
@@ -1576,13 +1576,19 @@ int preflight_before_rollout(PhaseCtx *ctx)
                                     rep->count[sev] - MAX_EVENTS, preflight_severity_to_string(sev));
         if (rep->count[PREFLIGHT_ERROR] == 0)
                 return 0;
-        log_warning("Rollout %s: preflight found %u errors; paused: %s", ctx->rollout, rep->count[PREFLIGHT_ERROR],
-                    summary);
+        char waited_for[64] = "";
+        if (all_transient) {
+                char d[32];
+                snprintf(waited_for, sizeof waited_for, " still, after waiting %s",
+                         mr_duration_format(waited, d, sizeof d));
+        }
+        log_warning("Rollout %s: preflight found %u errors%s; paused: %s", ctx->rollout, rep->count[PREFLIGHT_ERROR],
+                    waited_for, summary);
         if (rollout_status_set_phase(ctx->status, ROLLOUT_PAUSED, "PreflightFailed",
-                                     "preflight found %u error%s: %s; fix them (meshroll preflight -f ROLLOUT.yaml "
+                                     "preflight found %u error%s%s: %s; fix them (meshroll preflight -f ROLLOUT.yaml "
                                      "lists them) or resume to go on anyway",
                                      rep->count[PREFLIGHT_ERROR], rep->count[PREFLIGHT_ERROR] == 1 ? "" : "s",
-                                     summary) < 0)
+                                     waited_for, summary) < 0)
                 return mr_error_set(ctx->err, -ENOMEM, "out of memory");
         return 1;
 }

@@ -137,15 +137,18 @@ json_object *preflight_report_to_json(const PreflightReport *r);
 char *preflight_report_summary(const PreflightReport *r, unsigned n);
 
 /*
- * The engine's hook, called once when a Rollout starts (before its first
- * phase): runs preflight_run() for ctx->spec. Warnings become Warning
- * Events on the Rollout (PreflightWarning; at most 20, then one counting
- * the rest). Errors: each an Event (PreflightFailed), and
- *   - when every error is transient: -EAGAIN with ctx->err saying what is
- *     awaited (the engine logs it once and tries again next tick, so the
- *     Rollout starts once, say, the new istiod is Ready);
- *   - otherwise the Rollout is paused: ROLLOUT_PAUSED, reason
- *     PreflightFailed, the message naming the first errors; returns 1.
+ * The engine's hook, called when a Rollout starts (before its first phase):
+ * runs preflight_run() for ctx->spec.
+ *   - When every error is transient and waited (how long they have been
+ *     awaited already) is below spec.preflight.waitTimeout: -EAGAIN, with
+ *     ctx->err saying what is awaited; nothing is written (the engine shows
+ *     the wait in the Rollout's status and calls again later, so the
+ *     Rollout starts once, say, the new istiod is Ready).
+ *   - Otherwise warnings become Warning Events on the Rollout
+ *     (PreflightWarning; at most 20, then one counting the rest) and errors
+ *     PreflightFailed Events; with errors the Rollout is paused:
+ *     ROLLOUT_PAUSED, reason PreflightFailed, the message naming the first
+ *     errors (and the wait, when transient ones outlasted it); returns 1.
  * Returns 0 when nothing stands in the way. API errors as preflight_run.
  */
-int preflight_before_rollout(PhaseCtx *ctx);
+int preflight_before_rollout(PhaseCtx *ctx, usec_t waited);

@@ -323,21 +323,24 @@ static int spec_defaults(RolloutSpec *s)
         s->gate_timeout = 5 * USEC_PER_MINUTE;
         s->gate_action = GATE_PAUSE;
         s->readiness_timeout = 5 * USEC_PER_MINUTE;
+        s->preflight_wait_timeout = 10 * USEC_PER_MINUTE;
         s->min_ready = 30 * USEC_PER_SEC;
         s->soak = USEC_PER_MINUTE;
         return 0;
 }
 
-/* spec.preflight: {skip: [check, …]}, each a check preflight.c knows. */
+/* spec.preflight: {skip: [check, …], waitTimeout}, each a check preflight.c knows. */
 static int read_preflight(RolloutSpec *s, json_object *spec, MrError *err)
 {
-        static const char *const keys[] = { "skip", NULL };
+        static const char *const keys[] = { "skip", "waitTimeout", NULL };
         json_object *p;
         int r;
 
         if ((r = spec_get_object(spec, "preflight", "spec", &p, err)) < 0 || !p ||
             (r = spec_check_keys(p, "spec.preflight", keys, err)) < 0 ||
-            (r = spec_get_string_list(p, "skip", "spec.preflight", &s->preflight_skip, err)) < 0)
+            (r = spec_get_string_list(p, "skip", "spec.preflight", &s->preflight_skip, err)) < 0 ||
+            (r = spec_get_duration(p, "waitTimeout", "spec.preflight", 24 * 3600 * USEC_PER_SEC,
+                                   &s->preflight_wait_timeout, err)) < 0)
                 return r;
         for (char **i = s->preflight_skip; i && *i; i++) {
                 bool known = false;

@@ -40,7 +40,7 @@
  *     sidecar: {…}                  # sidecar.h
  *     gateway: {…}                  # gateway.h
  *     traffic: {…}                  # traffic.h
- *     preflight: {skip: [agents]}   # checks not run before the first step (preflight.h)
+ *     preflight: {skip: [agents], waitTimeout: 10m}   # checks not run; how long transient errors are awaited
  *
  * Phases: without spec.phases, the phases are the sections present, in the
  * order ztunnel, sidecar, gateway, traffic; the ztunnel phase is present
@@ -127,6 +127,7 @@ struct RolloutSpec {
         usec_t soak;
 
         char **preflight_skip;       /* spec.preflight.skip: checks not run before the rollout (preflight.h), or NULL */
+        usec_t preflight_wait_timeout; /* spec.preflight.waitTimeout: transient errors awaited this long, then a pause */
 };
 
 /* Whether the spec runs phase k. */

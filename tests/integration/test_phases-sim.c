@@ -773,6 +773,84 @@ static void test_missing_revision_pauses(void **state)
         stop(&f);
 }
 
+/* The new istiod's image crash-loops (never Ready) until the test clears the fault. */
+#define ISTIOD_NOT_READY "faults:\n  neverReadyImages: [docker.io/istio/pilot:1.25.0]\n"
+
+static void clear_never_ready(Fixture *f)
+{
+        _cleanup_(json_object_putp) json_object *patch = NULL;
+        KubeStatus st;
+        static const char body[] = "{\"data\":{\"neverReadyImages\":\"\"}}";
+        assert_int_equal(mr_json_parse(body, strlen(body), 1 << 10, &patch), 0);
+        assert_int_equal(kube_patch(f->client, "/api/v1/namespaces/kube-system/configmaps/kubesim-faults",
+                                    KUBE_PATCH_MERGE, patch, NULL, &st),
+                         0);
+}
+
+/* Runs the loop until the Rollout's status.reason is reason (phase and message as they are then), within d. */
+static json_object *run_until_reason(Fixture *f, const char *reason, usec_t d)
+{
+        usec_t end = mr_now_monotonic(NULL) + d;
+        for (;;) {
+                assert_true(sd_event_run(f->event, 200 * USEC_PER_MSEC) >= 0);
+                json_object *r = get(f, &KUBE_ROLLOUTS, NULL, "r1");
+                if (streq_ptr(mr_json_get_str(r, "status", "reason", NULL), reason))
+                        return r;
+                if (mr_now_monotonic(NULL) >= end)
+                        fail_msg("no status.reason %s in time: %s (%s)", reason,
+                                 mr_json_get_str(r, "status", "reason", NULL),
+                                 mr_json_get_str(r, "status", "message", NULL));
+                json_object_put(r);
+        }
+}
+
+/*
+ * Errors that may clear by themselves (the target istiod not Ready yet) are
+ * awaited where an operator sees them: Pending, reason PreflightWaiting,
+ * the message naming the Deployment. Once istiod is Ready the Rollout
+ * starts and completes; nothing was paused and nothing was restarted while
+ * it waited.
+ */
+static void test_preflight_waits(void **state)
+{
+        Fixture f = {};
+
+        start_with(&f, ISTIOD_NOT_READY, ROLLOUT_HEAD SIDECAR_TAG);
+        start_engine(&f);
+        _cleanup_(json_object_putp) json_object *r = run_until_reason(&f, "PreflightWaiting", 30 * USEC_PER_SEC);
+        assert_string_equal(mr_json_get_str(r, "status", "phase", NULL), "Pending");
+        assert_non_null(strstr(mr_json_get_str(r, "status", "message", NULL), "istiod-1-25-0"));
+        assert_non_null(strstr(mr_json_get_str(r, "status", "message", NULL), "10m"));
+        json_object *phases = mr_json_get(r, "status", "phases", NULL);
+        assert_true(!phases || json_object_array_length(phases) == 0); /* not started */
+        assert_false(mr_json_get_bool(false, r, "spec", "paused", NULL));
+        assert_int_equal(restarts(&f, "shop", "web"), 0);
+        assert_tag_on(&f, "prod-stable", "1-24-0");
+
+        clear_never_ready(&f);
+        run_until_finished(&f, 120 * USEC_PER_SEC);
+        assert_int_equal(f.phase, ROLLOUT_COMPLETED);
+        assert_tag_on(&f, "prod-stable", "1-25-0");
+        stop(&f);
+}
+
+/* Awaited longer than spec.preflight.waitTimeout, the errors pause the Rollout, saying how long it waited. */
+static void test_preflight_wait_times_out(void **state)
+{
+        Fixture f = {};
+
+        start_with(&f, ISTIOD_NOT_READY, ROLLOUT_HEAD "  preflight: {waitTimeout: 2s}\n" SIDECAR_TAG);
+        start_engine(&f);
+        json_object_put(run_until_reason(&f, "PreflightWaiting", 30 * USEC_PER_SEC));
+        run_until_paused(&f, "PreflightFailed", 30 * USEC_PER_SEC);
+        _cleanup_(json_object_putp) json_object *r = get(&f, &KUBE_ROLLOUTS, NULL, "r1");
+        assert_non_null(strstr(mr_json_get_str(r, "status", "message", NULL), "still, after waiting"));
+        assert_non_null(strstr(mr_json_get_str(r, "status", "message", NULL), "istiod-1-25-0"));
+        assert_int_equal(restarts(&f, "shop", "web"), 0);
+        assert_tag_on(&f, "prod-stable", "1-24-0");
+        stop(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -782,6 +860,8 @@ int main(void)
                 cmocka_unit_test(test_gateway_rollback),
                 cmocka_unit_test(test_sidecar_resumes),
                 cmocka_unit_test(test_missing_revision_pauses),
+                cmocka_unit_test(test_preflight_waits),
+                cmocka_unit_test(test_preflight_wait_times_out),
                 cmocka_unit_test(test_restart_timeout_rolls_back),
                 cmocka_unit_test(test_gate_failure_rolls_back),
                 cmocka_unit_test(test_default_tag),

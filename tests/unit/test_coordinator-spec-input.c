@@ -78,6 +78,10 @@ static const Case yaml_cases[] = {
         { HEAD "spec: {readiness: {timeout: forever}}\n", "spec.readiness.timeout: expected a duration" },
         { HEAD "spec: {readiness: {minReadySeconds: 3601}}\n", "spec.readiness.minReadySeconds: expected an integer from 0 to 3600, got 3601" },
         { HEAD "spec: {readiness: {minReady: 3}}\n", "spec.readiness.minReady: unknown field" },
+        { HEAD "spec: {preflight: {waitTimeout: forever}}\n", "spec.preflight.waitTimeout: expected a duration" },
+        { HEAD "spec: {preflight: {waitTimeout: -5}}\n", "spec.preflight.waitTimeout: expected a duration from 0 to 86400s" },
+        { HEAD "spec: {preflight: {wait: 5m}}\n", "spec.preflight.wait: unknown field" },
+        { HEAD "spec: {preflight: {skip: [agnets]}}\n", "spec.preflight.skip: unknown check \"agnets\"" },
         { HEAD "spec: {soak: [1m]}\n", "spec.soak: expected a duration" },
 };
 

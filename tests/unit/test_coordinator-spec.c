@@ -51,6 +51,8 @@ static void test_full_file(void **state)
         assert_int_equal(s->readiness_timeout, 3 * USEC_PER_MINUTE);
         assert_int_equal(s->min_ready, 10 * USEC_PER_SEC);
         assert_int_equal(s->soak, 30 * USEC_PER_SEC);
+        assert_string_equal(s->preflight_skip[0], "agents");
+        assert_int_equal(s->preflight_wait_timeout, 90 * USEC_PER_SEC);
 }
 
 static void test_defaults(void **state)
@@ -75,6 +77,7 @@ static void test_defaults(void **state)
         assert_int_equal(s->gate_action, GATE_PAUSE);
         assert_string_equal(s->agent_namespace, "meshroll");
         assert_int_equal(s->readiness_timeout, 5 * USEC_PER_MINUTE);
+        assert_int_equal(s->preflight_wait_timeout, 10 * USEC_PER_MINUTE);
         assert_int_equal(s->min_ready, 30 * USEC_PER_SEC);
         assert_int_equal(s->soak, USEC_PER_MINUTE);
         assert_string_equal(gate_action_to_string(s->gate_action), "pause");
