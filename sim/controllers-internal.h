@@ -160,6 +160,8 @@ int sim_quantity_milli(json_object *v, int64_t *ret);
 
 /* nodeName, nodeSelector and required node affinity of pod (or pod template: reads .spec) against node. */
 bool sim_node_fits_placement(json_object *pod, json_object *node);
+/* Whether taint keeps no pod with tolerations (may be NULL) away: not NoSchedule/NoExecute, or covered. */
+bool sim_taint_tolerated(json_object *taint, json_object *tolerations);
 /* The first NoSchedule/NoExecute taint of node that tolerations (may be NULL) leave uncovered, or NULL. */
 json_object *sim_node_untolerated_taint(json_object *node, json_object *tolerations);
 /* tolerations plus the ones the DaemonSet controller adds to its pods (§8). Owned; NULL on ENOMEM. */

@@ -120,6 +120,19 @@ static bool toleration_matches(json_object *tol, json_object *taint)
         return streq(strempty(mr_json_get_str(tol, "value", NULL)), strempty(mr_json_get_str(taint, "value", NULL)));
 }
 
+bool sim_taint_tolerated(json_object *taint, json_object *tolerations)
+{
+        const char *effect = mr_json_get_str(taint, "effect", NULL);
+        if (!streq_ptr(effect, "NoSchedule") && !streq_ptr(effect, "NoExecute"))
+                return true;
+        for (size_t j = 0; tolerations && json_object_is_type(tolerations, json_type_array) &&
+                           j < json_object_array_length(tolerations);
+             j++)
+                if (toleration_matches(json_object_array_get_idx(tolerations, j), taint))
+                        return true;
+        return false;
+}
+
 /* The first NoSchedule/NoExecute taint the tolerations do not cover, or NULL. Borrowed. */
 json_object *sim_node_untolerated_taint(json_object *node, json_object *tolerations)
 {
@@ -127,15 +140,7 @@ json_object *sim_node_untolerated_taint(json_object *node, json_object *tolerati
         for (size_t i = 0; taints && json_object_is_type(taints, json_type_array) && i < json_object_array_length(taints);
              i++) {
                 json_object *t = json_object_array_get_idx(taints, i);
-                const char *effect = mr_json_get_str(t, "effect", NULL);
-                if (!streq_ptr(effect, "NoSchedule") && !streq_ptr(effect, "NoExecute"))
-                        continue;
-                bool ok = false;
-                for (size_t j = 0; tolerations && json_object_is_type(tolerations, json_type_array) &&
-                                   j < json_object_array_length(tolerations) && !ok;
-                     j++)
-                        ok = toleration_matches(json_object_array_get_idx(tolerations, j), t);
-                if (!ok)
+                if (!sim_taint_tolerated(t, tolerations))
                         return t;
         }
         return NULL;

@@ -335,6 +335,65 @@ static void test_daemonset_rolling(void **state)
         assert_int_equal(status_int(e, &SIM_DAEMONSETS, "istio-system", "ztunnel", "numberAvailable"), 4);
 }
 
+static void set_label(json_object *node, void *u)
+{
+        mr_json_set_str(mr_json_ensure_object(node, "metadata", "labels", NULL), "role", u);
+}
+
+static void add_taint(json_object *node, void *u)
+{
+        json_object *taints = mr_json_get(node, "spec", "taints", NULL);
+        if (!taints) {
+                taints = json_object_new_array();
+                json_object_object_add(mr_json_ensure_object(node, "spec", NULL), "taints", taints);
+        }
+        json_object *t = NULL;
+        assert_int_equal(mr_json_parse(u, strlen(u), 1 << 10, &t), 0);
+        json_object_array_add(taints, t);
+}
+
+/*
+ * The controller hears of the Node changes that move its pods — a label
+ * its nodeSelector reads, a taint its pods do not tolerate — and of none
+ * that cannot (a cordon, a tolerated taint), without a resync between.
+ */
+static void test_daemonset_follows_node_changes(void **state)
+{
+        Env *e = *state;
+        add_nodes(e, 2);
+        create(e, &SIM_DAEMONSETS,
+               "{\"apiVersion\":\"apps/v1\",\"kind\":\"DaemonSet\",\"metadata\":{\"name\":\"agent\",\"namespace\":"
+               "\"istio-system\"},\"spec\":{\"selector\":{\"matchLabels\":{\"app\":\"agent\"}},\"template\":{"
+               "\"metadata\":{\"labels\":{\"app\":\"agent\"}},\"spec\":{\"nodeSelector\":{\"role\":\"mesh\"},"
+               "\"containers\":[{\"name\":\"a\",\"image\":\"agent:1\"}]}}}}");
+        run_for(e, 5 * USEC_PER_SEC);
+        assert_int_equal(count_pods(e, "istio-system", "DaemonSet").total, 0);
+
+        modify(e, &SIM_NODES, NULL, "node-1", set_label, "mesh");
+        run_for(e, 5 * USEC_PER_SEC);
+        assert_int_equal(pod_on(e, "node-1").n, 1);
+        assert_int_equal(pod_on(e, "node-2").n, 0);
+
+        modify(e, &SIM_NODES, NULL, "node-1", cordon, (void *)1); /* tolerated: the pod stays */
+        modify(e, &SIM_NODES, NULL, "node-1", add_taint,
+               "{\"key\":\"node.kubernetes.io/memory-pressure\",\"effect\":\"NoSchedule\"}");
+        modify(e, &SIM_NODES, NULL, "node-2", set_label, "mesh");
+        run_for(e, 5 * USEC_PER_SEC);
+        assert_true(has_unschedulable_taint(e, "node-1"));
+        assert_int_equal(pod_on(e, "node-1").n, 1);
+        assert_int_equal(pod_on(e, "node-2").n, 1);
+
+        modify(e, &SIM_NODES, NULL, "node-2", add_taint, "{\"key\":\"dedicated\",\"effect\":\"NoExecute\"}");
+        run_for(e, 5 * USEC_PER_SEC);
+        NodePod gone = pod_on(e, "node-2");
+        assert_true(gone.n == 0 || gone.deleting);
+        modify(e, &SIM_NODES, NULL, "node-1", set_label, "other");
+        run_for(e, 5 * USEC_PER_SEC);
+        NodePod left = pod_on(e, "node-1");
+        assert_true(left.n == 0 || left.deleting);
+        assert_int_equal(status_int(e, &SIM_DAEMONSETS, "istio-system", "agent", "desiredNumberScheduled"), 0);
+}
+
 /*
  * More nodes than the controller once had room for (4,096): every node
  * runs a pod, and a surge update over all of them (maxSurge 100 %) lists
@@ -542,6 +601,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_daemonset_ondelete, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_daemonset_rolling, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_daemonset_many_nodes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_daemonset_follows_node_changes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_restart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_eviction_unready, setup, teardown),
