@@ -54,7 +54,8 @@ typedef struct WakeWatch {
 /* With every waker synced, the ztunnel phase polls this many ticks apart (bounded). */
 #define WAKE_POLL_FACTOR 5
 #define WAKE_POLL_MAX (10 * USEC_PER_SEC)
-#define PREFLIGHT_RECHECK (5 * USEC_PER_SEC) /* transient preflight errors: look again this often */
+#define PREFLIGHT_RECHECK (5 * USEC_PER_SEC) /* transient preflight errors: look again this often, */
+#define PREFLIGHT_RECHECK_TICKS 5            /* or every this many ticks when that is sooner */
 
 struct Engine {
         EngineOptions opts;
@@ -1073,8 +1074,8 @@ static void phase_ctx(Tick *t, PhaseCtx *ctx)
 /*
  * Preflight errors that may clear by themselves: the Rollout stays Pending,
  * its reason PreflightWaiting and its message what is awaited (written only
- * when that changes); preflight runs again every PREFLIGHT_RECHECK, not every
- * tick (it lists the cluster).
+ * when that changes); preflight runs again every PREFLIGHT_RECHECK (5
+ * ticks when shorter), not every tick: it lists the cluster.
  */
 static int preflight_wait(Tick *t)
 {
@@ -1084,8 +1085,8 @@ static int preflight_wait(Tick *t)
 
         if (e->preflight_wait_since == 0)
                 e->preflight_wait_since = t->now;
-        e->preflight_next_check =
-            MIN(t->now + PREFLIGHT_RECHECK, e->preflight_wait_since + t->spec->preflight_wait_timeout);
+        usec_t recheck = MIN(PREFLIGHT_RECHECK, PREFLIGHT_RECHECK_TICKS * e->opts.tick);
+        e->preflight_next_check = MIN(t->now + recheck, e->preflight_wait_since + t->spec->preflight_wait_timeout);
         _cleanup_free_ char *what = strdup(t->err.message);
         if (!what)
                 return -ENOMEM;

@@ -806,59 +806,16 @@ static json_object *project_pod(json_object *pod)
         return TAKE_PTR(o);
 }
 
-/* Lists res in ns page by page into *ret, each item through project. */
+/* Lists res in ns into *ret, each item through project as its page arrives. */
 static int list_projected(KubeClient *c, const KubeResource *res, const char *ns,
                           json_object *(*project)(json_object *item), json_object **ret, MrError *err)
 {
-        _cleanup_(json_object_putp) json_object *all = json_object_new_array();
-        _cleanup_free_ char *base = NULL, *cont = NULL;
-        bool restarted = false;
+        KubeListOptions lo = { .project = project };
         KubeStatus st = {};
-        int r;
-
-        if (!all || kube_path(res, ns, NULL, NULL, &base) < 0)
-                return mr_error_set(err, -ENOMEM, "out of memory");
-        for (;;) {
-                _cleanup_(json_object_putp) json_object *page = NULL;
-                _cleanup_free_ char *path = strdup(base);
-                json_object *items;
-                const char *next;
-
-                if (!path || kube_path_append_query(&path, "limit", "500", "continue", cont, NULL) < 0)
-                        return mr_error_set(err, -ENOMEM, "out of memory");
-                r = kube_get(c, path, &page, &st);
-                if (r == -MR_EGONE && cont && !restarted) {
-                        /* the continue token expired: once more from the start */
-                        restarted = true;
-                        free(cont);
-                        cont = NULL;
-                        json_object_put(all);
-                        if (!(all = json_object_new_array()))
-                                return mr_error_set(err, -ENOMEM, "out of memory");
-                        continue;
-                }
-                if (r < 0)
-                        return mr_error_set(err, r, "listing %s%s%s: %s", res->plural, ns ? " in " : "", strempty(ns),
-                                            st.message[0] ? st.message : mr_strerror(r));
-                items = mr_json_get(page, "items", NULL);
-                for (size_t i = 0; items && json_object_is_type(items, json_type_array) &&
-                                   i < json_object_array_length(items);
-                     i++) {
-                        json_object *p = project(json_object_array_get_idx(items, i));
-                        if (!p || json_object_array_add(all, p) < 0) {
-                                json_object_put(p);
-                                return mr_error_set(err, -ENOMEM, "out of memory");
-                        }
-                }
-                next = mr_json_get_str(page, "metadata", "continue", NULL);
-                free(cont);
-                cont = NULL;
-                if (isempty(next))
-                        break;
-                if (!(cont = strdup(next)))
-                        return mr_error_set(err, -ENOMEM, "out of memory");
-        }
-        *ret = TAKE_PTR(all);
+        int r = kube_list(c, res, ns, &lo, ret, NULL, &st);
+        if (r < 0)
+                return mr_error_set(err, r, "listing %s%s%s: %s", res->plural, ns ? " in " : "", strempty(ns),
+                                    st.message[0] ? st.message : mr_strerror(r));
         return 0;
 }
 

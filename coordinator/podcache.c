@@ -21,9 +21,12 @@
  * Memory: about 300 bytes a pod — under 2 MiB at 5,000 nodes; a hostile
  * server cannot grow it past POD_CACHE_MAX pods.
  *
- * What it does not avoid: kube-watch gathers a (re)list in full before
- * delivering it, so the first list (and a relist after 410) holds the
- * pods' JSON for a moment, as the engine's earlier pod watch did.
+ * The (re)list arrives page by page (KubeWatchOptions.deliver_pages): a
+ * page's 500 pods are parsed, turned into entries and freed before the
+ * next is asked for, so the first list never holds 5,000 pods' JSON at
+ * once (it set the coordinator's peak memory at 5,000 nodes). RESET clears
+ * the table and the cache stays unsynced until SYNCED, so a list that fails
+ * halfway is never read.
  *
  * Any failure to apply an event (out of memory, a pod without a uid, too
  * many pods) means the cache no longer mirrors the server: the watch is
@@ -283,7 +286,8 @@ int pod_cache_start(PodCache *pc, KubeClient *c)
                 return -EINVAL;
         if (pc->watch)
                 return -EBUSY;
-        KubeWatchOptions o = {.resource = &KUBE_PODS, .ns = pc->namespace, .label_selector = pc->selector};
+        KubeWatchOptions o = {
+            .resource = &KUBE_PODS, .ns = pc->namespace, .label_selector = pc->selector, .deliver_pages = true};
         return kube_watch_start(c, &o, on_event, on_stop, pc, &pc->watch);
 }
 

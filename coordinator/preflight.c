@@ -1331,16 +1331,47 @@ char *preflight_report_summary(const PreflightReport *r, unsigned n)
 
 /* ---- listing the cluster ------------------------------------------------------------------------ */
 
-static int list(KubeClient *c, const KubeResource *res, const char *ns, const char *selector, json_object **ret,
-                MrError *err)
+/*
+ * The lists of one object per node (ztunnel's pods, the agents' Leases,
+ * Nodes) are kept projected to the fields the checks read: at 5,000 nodes
+ * their whole JSON set the coordinator's peak memory. A check that reads
+ * another field of these must add it here.
+ */
+static json_object *project_ztunnel_pod(json_object *pod)
 {
-        KubeListOptions lo = { .label_selector = selector };
+        static const char *const paths[] = { "metadata.name", "metadata.namespace", "spec.nodeName",
+                                              "spec.containers", NULL };
+        return mr_json_project(pod, paths);
+}
+
+static json_object *project_lease(json_object *lease)
+{
+        static const char *const paths[] = { "metadata.name", "metadata.namespace", "spec", NULL };
+        return mr_json_project(lease, paths);
+}
+
+static json_object *project_node(json_object *node)
+{
+        static const char *const paths[] = { "metadata.name", "metadata.labels", NULL };
+        return mr_json_project(node, paths);
+}
+
+static int list_projected(KubeClient *c, const KubeResource *res, const char *ns, const char *selector,
+                          json_object *(*project)(json_object *item), json_object **ret, MrError *err)
+{
+        KubeListOptions lo = { .label_selector = selector, .project = project };
         KubeStatus st = {};
         int r = kube_list(c, res, ns, &lo, ret, NULL, &st);
         if (r < 0)
                 return mr_error_set(err, r, "preflight: listing %s%s%s: %s", res->plural, ns ? " in " : "", strempty(ns),
                                     st.message[0] ? st.message : mr_strerror(r));
         return 0;
+}
+
+static int list(KubeClient *c, const KubeResource *res, const char *ns, const char *selector, json_object **ret,
+                MrError *err)
+{
+        return list_projected(c, res, ns, selector, NULL, ret, err);
 }
 
 /* Appends the items of more (borrowed) to into. */
@@ -1420,7 +1451,7 @@ static int list_ztunnel(KubeClient *c, Listed *l, const char *ns, const char *na
                 return mr_error_set(err, -EBADMSG, "preflight: DaemonSet %s/%s has no usable spec.selector", ns, name);
         if (!(selector = mr_selector_to_string(sel)))
                 return mr_error_set(err, -ENOMEM, "out of memory");
-        return list(c, &KUBE_PODS, ns, selector, &l->ztunnel_pods, err);
+        return list_projected(c, &KUBE_PODS, ns, selector, project_ztunnel_pod, &l->ztunnel_pods, err);
 }
 
 /*
@@ -1494,9 +1525,10 @@ int preflight_run(KubeClient *c, const RolloutSpec *spec, const PreflightOptions
         if (in.ztunnel_phase) {
                 if ((r = list(c, &KUBE_PDBS, NULL, NULL, &l.pdbs, err)) < 0 ||
                     (r = list_ztunnel(c, &l, zns, zname, err)) < 0 ||
-                    (r = list(c, &KUBE_LEASES, in.agent_namespace, NULL, &l.leases, err)) < 0)
+                    (r = list_projected(c, &KUBE_LEASES, in.agent_namespace, NULL, project_lease, &l.leases, err)) < 0)
                         return r;
-                if (in.node_selector && (r = list(c, &KUBE_NODES, NULL, NULL, &l.nodes, err)) < 0)
+                if (in.node_selector &&
+                    (r = list_projected(c, &KUBE_NODES, NULL, NULL, project_node, &l.nodes, err)) < 0)
                         return r;
         }
         if (sidecar) {

@@ -191,6 +191,48 @@ json_object *mr_json_copy(json_object *o)
         return copy;
 }
 
+json_object *mr_json_project(json_object *o, const char *const *paths)
+{
+        _cleanup_(json_object_putp) json_object *out = json_object_new_object();
+        if (!out)
+                return NULL;
+        for (const char *const *p = paths; p && *p; p++) {
+                json_object *from = o, *to = out;
+                const char *key = *p;
+                for (;;) {
+                        char k[256];
+                        const char *dot = strchr(key, '.');
+                        size_t l = dot ? (size_t)(dot - key) : strlen(key);
+                        if (l == 0 || l >= sizeof k)
+                                break;
+                        memcpy(k, key, l);
+                        k[l] = 0;
+                        json_object *v;
+                        if (!json_object_is_type(from, json_type_object) || !json_object_object_get_ex(from, k, &v) ||
+                            !v)
+                                break;
+                        if (!dot) {
+                                if (json_object_object_add(to, k, json_object_get(v)) < 0) {
+                                        json_object_put(v);
+                                        return NULL;
+                                }
+                                break;
+                        }
+                        json_object *next;
+                        if (!json_object_object_get_ex(to, k, &next) || !next) {
+                                if (!(next = json_object_new_object()) || json_object_object_add(to, k, next) < 0) {
+                                        json_object_put(next);
+                                        return NULL;
+                                }
+                        }
+                        from = v;
+                        to = next;
+                        key = dot + 1;
+                }
+        }
+        return TAKE_PTR(out);
+}
+
 bool mr_json_equal(json_object *a, json_object *b)
 {
         return json_object_equal(a, b) == 1;

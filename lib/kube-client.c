@@ -812,8 +812,9 @@ int kube_list(KubeClient *c, const KubeResource *res, const char *ns, const Kube
                 size_t n = list ? json_object_array_length(list) : 0;
                 for (size_t i = 0; i < n; i++) {
                         json_object *it = json_object_array_get_idx(list, i);
-                        if (json_object_array_add(items, json_object_get(it)) < 0) {
-                                json_object_put(it);
+                        json_object *keep = opts->project ? opts->project(it) : json_object_get(it);
+                        if (!keep || json_object_array_add(items, keep) < 0) {
+                                json_object_put(keep);
                                 return -ENOMEM;
                         }
                 }

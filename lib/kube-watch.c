@@ -63,6 +63,8 @@ struct KubeWatch {
         json_object *list_items;
         char *list_rv, *list_continue;
         bool list_restarted;
+        bool deliver_pages;          /* KubeWatchOptions.deliver_pages */
+        bool list_delivering;        /* deliver_pages: RESET of the current list delivered */
         unsigned list_pages;
 
         /* watching */
@@ -91,6 +93,7 @@ static void list_reset(KubeWatch *w)
         free(w->list_continue);
         w->list_continue = NULL;
         w->list_pages = 0;
+        w->list_delivering = false;
 }
 
 static void transfer_stop(KubeWatch *w)
@@ -171,6 +174,54 @@ static int list_request(KubeWatch *w)
                                   list_page_done, w, &w->list_call);
 }
 
+/* After the last delivery of a list: a handler that stopped us, failed, or the watch goes on. */
+static void list_delivered(KubeWatch *w, int r)
+{
+        if (r == -ECANCELED) {
+                if (w->free_pending && w->busy == 0)
+                        watch_free(w);
+                return;
+        }
+        if (r < 0) {
+                watch_finish(w, r);
+                return;
+        }
+        mr_backoff_reset(&w->backoff);
+        if (watch_schedule(w, NEXT_WATCH, 0) < 0)
+                watch_finish(w, -ENOMEM);
+}
+
+/*
+ * deliver_pages: one page's items as they are (RESET first on the list's
+ * first page, SYNCED after its last). Returns what deliver() does; 1 when
+ * the list is complete.
+ */
+static int list_deliver_page(KubeWatch *w, json_object *items, bool last)
+{
+        int r = 0;
+        if (!w->list_delivering) {
+                /* Handlers read kube_watch_resource_version(): the list's, from its first page on. */
+                if (w->list_rv) {
+                        char *rv = strdup(w->list_rv);
+                        if (!rv)
+                                return -ENOMEM;
+                        free(w->rv);
+                        w->rv = rv;
+                }
+                w->list_delivering = true;
+                r = deliver(w, KUBE_WATCH_RESET, NULL);
+        }
+        for (size_t i = 0; r >= 0 && items && i < json_object_array_length(items); i++)
+                r = deliver(w, KUBE_WATCH_ADDED, json_object_array_get_idx(items, i));
+        if (r < 0 || !last)
+                return r;
+        free(w->rv);
+        w->rv = TAKE_PTR(w->list_rv);
+        list_reset(w);
+        r = deliver(w, KUBE_WATCH_SYNCED, NULL);
+        return r < 0 ? r : 1;
+}
+
 static void list_emit(KubeWatch *w)
 {
         _cleanup_(json_object_putp) json_object *items = TAKE_PTR(w->list_items);
@@ -186,18 +237,7 @@ static void list_emit(KubeWatch *w)
                 r = deliver(w, KUBE_WATCH_ADDED, json_object_array_get_idx(items, i));
         if (r >= 0)
                 r = deliver(w, KUBE_WATCH_SYNCED, NULL);
-        if (r == -ECANCELED) {
-                if (w->free_pending && w->busy == 0)
-                        watch_free(w);
-                return;
-        }
-        if (r < 0) {
-                watch_finish(w, r);
-                return;
-        }
-        mr_backoff_reset(&w->backoff);
-        if (watch_schedule(w, NEXT_WATCH, 0) < 0)
-                watch_finish(w, -ENOMEM);
+        list_delivered(w, r);
 }
 
 static void list_page_done(KubeClient *c, int error, json_object *body, const KubeStatus *st, void *userdata)
@@ -228,7 +268,7 @@ static void list_page_done(KubeClient *c, int error, json_object *body, const Ku
                 return;
         }
         size_t n = items ? json_object_array_length(items) : 0;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; !w->deliver_pages && i < n; i++) {
                 json_object *it = json_object_array_get_idx(items, i);
                 if (json_object_array_add(w->list_items, json_object_get(it)) < 0) {
                         json_object_put(it);
@@ -238,12 +278,21 @@ static void list_page_done(KubeClient *c, int error, json_object *body, const Ku
         }
         const char *rv = mr_json_get_str(body, "metadata", "resourceVersion", NULL);
         const char *cont = mr_json_get_str(body, "metadata", "continue", NULL);
-        free(w->list_rv);
-        w->list_rv = rv ? strdup(rv) : NULL;
+        /* A consistent list has one resourceVersion: the first page's (later pages repeat it). */
+        if (!w->list_delivering || !w->list_rv) {
+                free(w->list_rv);
+                w->list_rv = rv ? strdup(rv) : NULL;
+        }
         free(w->list_continue);
         w->list_continue = isempty(cont) ? NULL : strdup(cont);
 
-        if (!w->list_continue) {
+        if (w->deliver_pages) {
+                r = list_deliver_page(w, items, !w->list_continue);
+                if (r < 0 || r == 1) {
+                        list_delivered(w, r < 0 ? r : 0);
+                        return;
+                }
+        } else if (!w->list_continue) {
                 list_emit(w);
                 return;
         }
@@ -482,6 +531,7 @@ int kube_watch_start(KubeClient *c, const KubeWatchOptions *opts, kube_watch_han
         w->on_stop = on_stop;
         w->userdata = userdata;
         w->timeout_seconds = opts->timeout_seconds;
+        w->deliver_pages = opts->deliver_pages;
         mr_backoff_init(&w->backoff);
         w->backoff.base = opts->backoff_base ? opts->backoff_base : c->opts.backoff_base;
         w->backoff.cap = MAX(opts->backoff_cap ? opts->backoff_cap : c->opts.backoff_cap, w->backoff.base);

@@ -72,5 +72,14 @@ const char *mr_json_compact(json_object *o);
 /* Deep copy; NULL on allocation failure. Owned. */
 json_object *mr_json_copy(json_object *o);
 
+/*
+ * The fields of o named by paths (NULL-terminated, each a dotted path of
+ * object keys such as "spec.nodeName"), at the same paths in a new object;
+ * the rest of o is left out. Values are shared with o by reference (not
+ * copied), so the result stays small while o's other parts can be freed.
+ * A path absent from o is skipped. Owned; NULL on allocation failure.
+ */
+json_object *mr_json_project(json_object *o, const char *const *paths);
+
 /* true when both are structurally equal (object key order ignored). */
 bool mr_json_equal(json_object *a, json_object *b);

@@ -225,6 +225,14 @@ typedef struct KubeListOptions {
         const char *field_selector;   /* "spec.nodeName=n1" or NULL */
         const char *resource_version; /* NULL: most recent (quorum read) */
         unsigned limit;               /* page size; 0 → 500 (kubectl's) */
+        /*
+         * Applied to each item as its page arrives, before the next page is
+         * asked for: returns what to keep (owned: a smaller object such as
+         * mr_json_project's, or the item itself with json_object_get), or
+         * NULL on ENOMEM. A list of thousands of objects then never holds
+         * them whole. NULL: items are kept as they are.
+         */
+        json_object *(*project)(json_object *item);
 } KubeListOptions;
 
 /*
@@ -329,6 +337,15 @@ typedef struct KubeWatchOptions {
         const char *resource_version; /* start here without listing; NULL: list first (informer-style) */
         unsigned timeout_seconds;     /* server-side timeoutSeconds per connection, 0 → 300..600 random */
         usec_t backoff_base, backoff_cap; /* reconnect backoff, 0 → 200 ms, 30 s */
+        /*
+         * Deliver a (re)list page by page as it arrives — RESET before the
+         * first page's ADDED, SYNCED after the last — instead of gathering it
+         * whole first, so a list of thousands of objects is never held at
+         * once. The handler may then see a list that fails midway (RESET,
+         * some ADDED, then the next attempt's RESET): it must treat
+         * everything before SYNCED as provisional, as a cache does.
+         */
+        bool deliver_pages;
 } KubeWatchOptions;
 
 /*

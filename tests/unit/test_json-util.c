@@ -119,6 +119,27 @@ static void test_copy_and_equal(void **state)
         assert_null(mr_json_copy(NULL));
 }
 
+static void test_project(void **state)
+{
+        static const char doc[] = "{\"metadata\":{\"name\":\"p\",\"labels\":{\"a.b/c\":\"1\"},\"managedFields\":[1,2]},"
+                                  "\"spec\":{\"nodeName\":\"n1\",\"containers\":[{\"image\":\"x\"}]},\"status\":{\"phase\":\"Running\"}}";
+        static const char *const paths[] = { "metadata.name", "metadata.labels", "spec.nodeName", "spec.missing",
+                                             "nothere.at.all", "status", "", NULL };
+        json_object *o = NULL;
+        assert_int_equal(mr_json_parse(doc, strlen(doc), 1 << 10, &o), 0);
+        json_object *p = mr_json_project(o, paths);
+        assert_non_null(p);
+        assert_string_equal(mr_json_compact(p), "{\"metadata\":{\"name\":\"p\",\"labels\":{\"a.b/c\":\"1\"}},"
+                                                "\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Running\"}}");
+        /* Shared by reference: the projection outlives the original. */
+        json_object_put(o);
+        assert_string_equal(mr_json_get_str(p, "status", "phase", NULL), "Running");
+        json_object_put(p);
+        json_object *empty = mr_json_project(NULL, paths);
+        assert_string_equal(mr_json_compact(empty), "{}");
+        json_object_put(empty);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -128,6 +149,7 @@ int main(void)
                 cmocka_unit_test(test_getters),
                 cmocka_unit_test(test_ensure_and_set),
                 cmocka_unit_test(test_copy_and_equal),
+                cmocka_unit_test(test_project),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

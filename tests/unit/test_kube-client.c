@@ -318,6 +318,18 @@ static void page_handler(HttpFixture *f, const HttpRequest *req, HttpResponse *r
                 http_respond(resp, 200, "{\"metadata\":{\"resourceVersion\":\"77\"},\"items\":[{\"metadata\":{\"name\":\"d\"}}]}");
 }
 
+/* metadata.name, marked as having been through here. */
+static json_object *project_name(json_object *item)
+{
+        static const char *const paths[] = { "metadata.name", NULL };
+        json_object *o = mr_json_project(item, paths);
+        if (o && mr_json_set_bool(o, "projected", true) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
 static void test_list_pagination(void **state)
 {
         HttpFixture *f;
@@ -349,10 +361,16 @@ static void test_list_pagination(void **state)
         assert_string_equal(http_request_arg(r1, "continue"), "2");
         assert_null(http_request_arg(r1, "resourceVersion"));
 
-        /* an expired continue token restarts the list once */
+        /* an expired continue token restarts the list once; project applies to every item of every page */
         expire_once = 1;
-        assert_int_equal(kube_list(c, &KUBE_PODS, NULL, NULL, &items, NULL, NULL), 0);
+        KubeListOptions projected = { .project = project_name };
+        assert_int_equal(kube_list(c, &KUBE_PODS, NULL, &projected, &items, NULL, NULL), 0);
         assert_int_equal(json_object_array_length(items), 4);
+        for (size_t i = 0; i < 4; i++) {
+                json_object *it = json_object_array_get_idx(items, i);
+                assert_non_null(mr_json_get_str(it, "metadata", "name", NULL));
+                assert_true(mr_json_get_bool(false, it, "projected", NULL));
+        }
         json_object_put(items);
         assert_int_equal(http_fixture_count(f), 3 + 5);
         assert_string_equal(http_fixture_request(f, 3)->path, "/api/v1/pods");

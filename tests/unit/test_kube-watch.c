@@ -208,6 +208,42 @@ static void test_list_stream_bookmark_reconnect(void **state)
         env_stop(&env);
 }
 
+/* deliver_pages: the list reaches the handler page by page — the first page before the second is asked for. */
+static Env *paged_env;
+static unsigned lists_at_first_item;
+
+static int on_paged_event(KubeWatch *w, KubeWatchEventType type, json_object *object, void *userdata)
+{
+        if (type == KUBE_WATCH_ADDED && streq_ptr(mr_json_get_str(object, "metadata", "name", NULL), "a")) {
+                http_fixture_lock(paged_env->f);
+                lists_at_first_item = paged_env->srv.lists;
+                http_fixture_unlock(paged_env->f);
+                assert_string_equal(kube_watch_resource_version(w), "10"); /* the list's, from its first page */
+        }
+        return on_event(w, type, object, userdata);
+}
+
+static void test_deliver_pages(void **state)
+{
+        Env env = {};
+        env.srv.list_pages[0] = PAGE1;
+        env.srv.list_pages[1] = PAGE2;
+        env.srv.conns[0] = (Conn){ .chunks = { POD("ADDED", "d", "11") }, .hold_ms = 3000 };
+        env_start(&env);
+        paged_env = &env;
+        KubeWatch *w = NULL;
+        KubeWatchOptions o = { .resource = &KUBE_PODS, .ns = "shop", .timeout_seconds = 60, .deliver_pages = true };
+        assert_int_equal(kube_watch_start(env.c, &o, on_paged_event, on_stop, &env.seen, &w), 0);
+
+        run_until_watches(&env, 1);
+        assert_string_equal(env.seen.log, "RESET ADDED:a ADDED:b ADDED:c SYNCED ADDED:d");
+        assert_int_equal(lists_at_first_item, 1); /* page 2 not asked for yet */
+        assert_int_equal(env.srv.lists, 2);
+        assert_string_equal(env.srv.watch_rv[0], "10");
+        assert_null(kube_watch_stop(w));
+        env_stop(&env);
+}
+
 static void test_410_event_relists(void **state)
 {
         Env env = {};
@@ -300,6 +336,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_list_stream_bookmark_reconnect),
+                cmocka_unit_test(test_deliver_pages),
                 cmocka_unit_test(test_410_event_relists),
                 cmocka_unit_test(test_dropped_mid_stream),
                 cmocka_unit_test(test_handler_error_stops),
