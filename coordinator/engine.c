@@ -215,7 +215,8 @@ static void waker_ensure(Engine *e, WakeKind k, const KubeResource *res, const c
                          const char *prefix)
 {
         WakeWatch *ww = &e->wakers[k];
-        KubeWatchOptions o = { .resource = res, .ns = ns, .name = name };
+        /* Lists are only counted, not read (on_wake_event): page by page, 5,000 agent Leases are never held. */
+        KubeWatchOptions o = { .resource = res, .ns = ns, .name = name, .deliver_pages = true };
 
         if (ww->watch && streq_ptr(ww->ns, ns))
                 return;
