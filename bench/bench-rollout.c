@@ -219,10 +219,41 @@ typedef struct Run {
         KubeWatch *nodes_watch, *rollout_watch;
         json_object *reported; /* node → the mark its Lease was written for */
         BpChild coordinator;
+        /*
+         * The coordinator's peak RSS: its VmHWM, sampled (it only grows)
+         * every SAMPLE_EVERY and before each SIGTERM. Not wait4's ru_maxrss:
+         * exec records the forked image's high-water mark there, and that
+         * image was this process, with its own hundreds of MiB at 5,000
+         * nodes.
+         */
+        uint64_t coord_hwm_kb;
         unsigned groups_done;
         bool stopping;
         int error;
 } Run;
+
+#define SAMPLE_EVERY (250 * USEC_PER_MSEC)
+
+static void sample_hwm(Run *r)
+{
+        if (r->coordinator.pid > 0 && !r->coordinator.reaped)
+                r->coord_hwm_kb = MAX(r->coord_hwm_kb, bp_proc_kb(r->coordinator.pid, "VmHWM"));
+}
+
+static void stop_coordinator(Run *r)
+{
+        sample_hwm(r);
+        (void)kill(r->coordinator.pid, SIGTERM);
+}
+
+static int on_sample(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        sample_hwm(userdata);
+        if (sd_event_source_set_time_relative(s, SAMPLE_EVERY) < 0 ||
+            sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) < 0)
+                return 0; /* the samples so far, and the one before SIGTERM, stand */
+        return 0;
+}
 
 static void on_lease_written(KubeClient *c, int error, json_object *body, const KubeStatus *st, void *userdata)
 {
@@ -231,7 +262,7 @@ static void on_lease_written(KubeClient *c, int error, json_object *body, const 
                 fprintf(stderr, "bench-rollout: writing an agent Lease failed: %s\n",
                         st->message[0] ? st->message : mr_strerror(error));
                 r->error = error;
-                (void)kill(r->coordinator.pid, SIGTERM);
+                stop_coordinator(r);
         }
 }
 
@@ -330,7 +361,7 @@ static int on_rollout(KubeWatch *w, KubeWatchEventType type, json_object *obj, v
                 r->groups_done = (unsigned)done;
         if (r->o->max_groups > 0 && r->groups_done >= r->o->max_groups && !r->stopping) {
                 r->stopping = true;
-                (void)kill(r->coordinator.pid, SIGTERM);
+                stop_coordinator(r);
         }
         return 0;
 }
@@ -356,7 +387,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
         Run *r = userdata;
         fprintf(stderr, "bench-rollout: the rollout did not finish in time; stopping it\n");
         r->error = -ETIMEDOUT;
-        (void)kill(r->coordinator.pid, SIGTERM);
+        stop_coordinator(r);
         return 0;
 }
 
@@ -462,7 +493,8 @@ static int run_rollout(const Options *o, const char *dir, Result *res)
                 goto out;
         if ((k = sd_event_add_child(r.event, NULL, r.coordinator.pid, WEXITED, on_child, &r)) < 0 ||
             (k = sd_event_add_time_relative(r.event, NULL, CLOCK_MONOTONIC, 3600 * USEC_PER_SEC, 0, on_deadline,
-                                            &r)) < 0)
+                                            &r)) < 0 ||
+            (k = sd_event_add_time_relative(r.event, NULL, CLOCK_MONOTONIC, SAMPLE_EVERY, 0, on_sample, &r)) < 0)
                 goto out;
         k = sd_event_loop(r.event);
         res->wall = (double)(bp_now() - start) / USEC_PER_SEC;
@@ -480,7 +512,7 @@ static int run_rollout(const Options *o, const char *dir, Result *res)
         res->groups_done = r.groups_done;
         res->stopped_early = r.stopping;
         res->coord_cpu = bp_cpu_seconds(&r.coordinator);
-        res->coord_rss_mib = (double)r.coordinator.usage.ru_maxrss / 1024.0;
+        res->coord_rss_mib = (double)(r.coord_hwm_kb ? r.coord_hwm_kb : (uint64_t)r.coordinator.usage.ru_maxrss) / 1024.0;
         res->sim_rss_mib = (double)bp_proc_kb(sim.pid, "VmRSS") / 1024.0;
         res->sim_hwm_mib = (double)bp_proc_kb(sim.pid, "VmHWM") / 1024.0;
         count_proxy_stats(proxy, &res->req);
