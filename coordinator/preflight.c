@@ -1337,16 +1337,37 @@ char *preflight_report_summary(const PreflightReport *r, unsigned n)
  * their whole JSON set the coordinator's peak memory. A check that reads
  * another field of these must add it here.
  */
+/* Name and node, and each container's name and image only (first_image()). */
 static json_object *project_ztunnel_pod(json_object *pod)
 {
-        static const char *const paths[] = { "metadata.name", "metadata.namespace", "spec.nodeName",
-                                              "spec.containers", NULL };
-        return mr_json_project(pod, paths);
+        static const char *const paths[] = { "metadata.name", "metadata.namespace", "spec.nodeName", NULL };
+        static const char *const container_paths[] = { "name", "image", NULL };
+        _cleanup_(json_object_putp) json_object *o = mr_json_project(pod, paths);
+        json_object *containers = mr_json_get(pod, "spec", "containers", NULL), *spec, *kept = NULL;
+
+        if (!o)
+                return NULL;
+        if (!containers || !json_object_is_type(containers, json_type_array))
+                return TAKE_PTR(o);
+        if (!(spec = mr_json_ensure_object(o, "spec", NULL)) || !(kept = json_object_new_array()) ||
+            json_object_object_add(spec, "containers", kept) < 0) {
+                json_object_put(kept);
+                return NULL;
+        }
+        FOREACH (c, containers) {
+                json_object *p = mr_json_project(c, container_paths);
+                if (!p || json_object_array_add(kept, p) < 0) {
+                        json_object_put(p);
+                        return NULL;
+                }
+        }
+        return TAKE_PTR(o);
 }
 
+/* What lease_find() and lease_fresh() read. */
 static json_object *project_lease(json_object *lease)
 {
-        static const char *const paths[] = { "metadata.name", "metadata.namespace", "spec", NULL };
+        static const char *const paths[] = { "metadata.name", "spec.renewTime", "spec.leaseDurationSeconds", NULL };
         return mr_json_project(lease, paths);
 }
 
